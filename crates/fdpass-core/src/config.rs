@@ -1,0 +1,193 @@
+//! Settings fixed when a passer is created.
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// The kernel's limit on descriptors in one `SCM_RIGHTS` message (`SCM_MAX_FD`).
+pub const SCM_MAX_FD: usize = 253;
+
+/// How a passer makes sure a received descriptor always has a free slot in the
+/// descriptor table, so that a full table delays delivery instead of losing
+/// descriptors. `docs/design.md` compares the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reservation {
+    /// Look at each message with `MSG_PEEK` first: the kernel installs copies of
+    /// its descriptors but keeps the message queued. If the table had no room
+    /// (`MSG_CTRUNC`), the copies that did arrive are closed and the message is
+    /// read again later; otherwise it is consumed by a second `recvmsg` that
+    /// takes no descriptors. Costs no reserved slots and stays lossless while
+    /// other threads open descriptors. Linux only; the default there.
+    Peek,
+    /// The close-dup slot reservation of AnyEvent::FDpasser: keep
+    /// `max_fds_per_message` duplicated descriptors that occupy table slots,
+    /// close them just before `recvmsg` and duplicate them again right after.
+    /// Portable to the BSDs and macOS. Known hole: a descriptor opened by
+    /// another thread (or a signal handler) between the close and the
+    /// `recvmsg` can take a reserved slot.
+    Sentinel,
+}
+
+impl Default for Reservation {
+    fn default() -> Self {
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            Reservation::Peek
+        } else {
+            Reservation::Sentinel
+        }
+    }
+}
+
+/// How long to wait before retrying after the kernel said "not now" (a full
+/// descriptor table on receive; `ETOOMANYREFS`, `ENOBUFS` or `ENOMEM` on send).
+///
+/// The first retry comes after `initial`, each further one after twice the
+/// previous delay, never more than `max`; a success resets the delay.
+///
+/// ```
+/// use std::time::Duration;
+/// use fdpass_core::RetryPolicy;
+///
+/// let policy = RetryPolicy { initial: Duration::from_millis(1), max: Duration::from_millis(50) };
+/// assert!(policy.initial <= policy.max);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay before the first retry.
+    pub initial: Duration,
+    /// The longest delay between two retries.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 2 ms first, doubling up to 100 ms: faster to notice a freed slot than
+    /// AnyEvent::FDpasser's fixed 50 ms then 500 ms, and still cheap (each
+    /// retry is one `recvmsg` or a few `dup`s).
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(2),
+            max: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Settings of a [`Passer`](crate::Passer).
+///
+/// Both ends of a connection must agree on `max_fds_per_message`: a passer
+/// sends at most that many descriptors in one message and accepts messages of
+/// up to that many. Set it to 1 to speak the exact wire format of
+/// AnyEvent::FDpasser (one zero byte and one descriptor per message).
+///
+/// ```
+/// use fdpass_core::{Config, Reservation};
+///
+/// let config = Config::default()
+///     .with_max_fds_per_message(1)
+///     .with_reservation(Reservation::Sentinel);
+/// assert_eq!(config.max_fds_per_message, 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The most descriptors sent in one `sendmsg`, and the most accepted from
+    /// one message. 1 to [`SCM_MAX_FD`]; default 64 (see `docs/performance.md`
+    /// for the measurements behind it).
+    pub max_fds_per_message: usize,
+    /// How room for incoming descriptors is guaranteed.
+    pub reservation: Reservation,
+    /// Backoff for retries after a full table or send back-pressure.
+    pub retry: RetryPolicy,
+    /// Put the socket into non-blocking mode at construction. Turn off only
+    /// when the socket is known to be non-blocking already (saves a syscall).
+    pub set_nonblocking: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_fds_per_message: 64,
+            reservation: Reservation::default(),
+            retry: RetryPolicy::default(),
+            set_nonblocking: true,
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`Config::max_fds_per_message`].
+    ///
+    /// ```
+    /// let config = fdpass_core::Config::default().with_max_fds_per_message(253);
+    /// assert_eq!(config.max_fds_per_message, 253);
+    /// ```
+    pub fn with_max_fds_per_message(mut self, n: usize) -> Self {
+        self.max_fds_per_message = n;
+        self
+    }
+
+    /// Sets [`Config::reservation`].
+    ///
+    /// ```
+    /// use fdpass_core::{Config, Reservation};
+    /// let config = Config::default().with_reservation(Reservation::Peek);
+    /// assert_eq!(config.reservation, Reservation::Peek);
+    /// ```
+    pub fn with_reservation(mut self, reservation: Reservation) -> Self {
+        self.reservation = reservation;
+        self
+    }
+
+    /// Sets [`Config::retry`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdpass_core::{Config, RetryPolicy};
+    /// let retry = RetryPolicy { initial: Duration::from_millis(5), max: Duration::from_millis(500) };
+    /// assert_eq!(Config::default().with_retry(retry).retry, retry);
+    /// ```
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets [`Config::set_nonblocking`].
+    ///
+    /// ```
+    /// let config = fdpass_core::Config::default().with_set_nonblocking(false);
+    /// assert!(!config.set_nonblocking);
+    /// ```
+    pub fn with_set_nonblocking(mut self, set: bool) -> Self {
+        self.set_nonblocking = set;
+        self
+    }
+
+    /// Checks every setting; [`Passer::new`](crate::Passer::new) calls this.
+    ///
+    /// ```
+    /// use fdpass_core::Config;
+    /// assert!(Config::default().validate().is_ok());
+    /// assert!(Config::default().with_max_fds_per_message(0).validate().is_err());
+    /// assert!(Config::default().with_max_fds_per_message(254).validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(1..=SCM_MAX_FD).contains(&self.max_fds_per_message) {
+            return Err(Error::InvalidConfig(
+                "max_fds_per_message must be between 1 and 253 (SCM_MAX_FD)",
+            ));
+        }
+        if self.retry.initial.is_zero() || self.retry.initial > self.retry.max {
+            return Err(Error::InvalidConfig(
+                "retry.initial must be non-zero and at most retry.max",
+            ));
+        }
+        if self.reservation == Reservation::Peek
+            && !cfg!(any(target_os = "linux", target_os = "android"))
+        {
+            return Err(Error::InvalidConfig(
+                "the peek reservation needs Linux's MSG_PEEK descriptor semantics; use Reservation::Sentinel here",
+            ));
+        }
+        Ok(())
+    }
+}

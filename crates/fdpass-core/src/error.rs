@@ -1,0 +1,162 @@
+//! What can go wrong, as types a caller can match on.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+/// Why a passer failed, or why a call on it was refused.
+///
+/// After a failure ([`Event::Failed`](crate::Event::Failed)) the passer is
+/// unusable: every later push returns the same error again, so a caller that
+/// missed the event still learns what happened. The error is cheap to clone
+/// (the underlying `io::Error` sits behind an `Arc`) so that async adapters can
+/// hand it to every waiting task.
+///
+/// An orderly close by the peer is *not* an error: it is reported as
+/// [`Event::Closed`](crate::Event::Closed). Only a receive requested after that
+/// event returns [`Error::PeerClosed`].
+///
+/// ```
+/// use fdpass_core::{Error, ProtocolError};
+///
+/// let err = Error::Protocol(ProtocolError::BytesWithoutDescriptors { bytes: 3, descriptors: 1 });
+/// assert!(err.to_string().contains("without descriptors"));
+/// let io: std::io::Error = err.into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed in a way that retrying cannot fix (for example
+    /// `EPIPE` or `ECONNRESET` when the peer went away mid-stream).
+    Io(Arc<io::Error>),
+    /// The peer sent something that is not a descriptor stream. Every
+    /// descriptor that arrived with it has been closed.
+    Protocol(ProtocolError),
+    /// The peer closed the connection in an orderly way and no received
+    /// descriptor is left to hand out. Returned by receive calls made after
+    /// [`Event::Closed`](crate::Event::Closed) was reported.
+    PeerClosed,
+    /// This side closed the passer ([`Passer::close`](crate::Passer::close)).
+    Closed,
+    /// The [`Config`](crate::Config) given at construction is not valid; the
+    /// text says which setting and what range it takes.
+    InvalidConfig(&'static str),
+}
+
+/// A peer broke the wire format described in `docs/wire.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// More payload bytes arrived than descriptors to match them: every
+    /// descriptor travels with exactly one byte.
+    BytesWithoutDescriptors {
+        /// Payload bytes in the offending read, not yet matched by descriptors.
+        bytes: usize,
+        /// Descriptors that came with them.
+        descriptors: usize,
+    },
+    /// One message carried more descriptors than this passer accepts
+    /// ([`Config::max_fds_per_message`](crate::Config::max_fds_per_message)).
+    /// Configure both ends with the same limit.
+    TooManyDescriptors {
+        /// This passer's limit.
+        limit: usize,
+    },
+    /// A datagram-style message (`SOCK_SEQPACKET`) was longer than any message
+    /// this passer accepts.
+    MessageTooLong {
+        /// This passer's limit, in bytes (one per descriptor).
+        limit: usize,
+    },
+    /// The kernel dropped descriptors of a message while handing them to us
+    /// although the descriptor table had room: a security module refused them,
+    /// or (with the sentinel strategy) another thread took the reserved slots
+    /// between the close and the `recvmsg`. The descriptors that were dropped
+    /// cannot be recovered, so the stream is no longer in sync.
+    DescriptorsRefused,
+    /// A control message other than `SCM_RIGHTS` arrived (for example
+    /// `SCM_CREDENTIALS`).
+    ForeignControlMessage,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "descriptor passing failed: {e}"),
+            Error::Protocol(p) => write!(f, "peer broke the descriptor protocol: {p}"),
+            Error::PeerClosed => {
+                f.write_str("the peer closed the connection; no descriptor is left to receive")
+            }
+            Error::Closed => {
+                f.write_str("this passer was closed; create a new one to pass more descriptors")
+            }
+            Error::InvalidConfig(why) => write!(f, "invalid passer configuration: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::BytesWithoutDescriptors { bytes, descriptors } => write!(
+                f,
+                "{bytes} byte(s) arrived with only {descriptors} descriptor(s) to match; bytes without descriptors are not part of the protocol"
+            ),
+            ProtocolError::TooManyDescriptors { limit } => write!(
+                f,
+                "a message carried more than the {limit} descriptor(s) this passer accepts; configure the sender's max_fds_per_message to at most {limit}"
+            ),
+            ProtocolError::MessageTooLong { limit } => {
+                write!(f, "a message was longer than {limit} byte(s), the most this passer accepts")
+            }
+            ProtocolError::DescriptorsRefused => f.write_str(
+                "the kernel dropped descriptors although the table had room (a security module refused them, or another thread took the reserved slots)",
+            ),
+            ProtocolError::ForeignControlMessage => {
+                f.write_str("a control message other than SCM_RIGHTS arrived")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(Arc::new(e))
+    }
+}
+
+impl From<rustix::io::Errno> for Error {
+    fn from(e: rustix::io::Errno) -> Self {
+        Error::from(io::Error::from(e))
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io(inner) => io::Error::new(inner.kind(), Error::Io(inner)),
+            Error::Protocol(_) => io::Error::new(io::ErrorKind::InvalidData, e),
+            Error::PeerClosed => io::Error::new(io::ErrorKind::UnexpectedEof, e),
+            Error::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
+            Error::InvalidConfig(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
+        }
+    }
+}

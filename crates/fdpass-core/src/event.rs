@@ -1,0 +1,114 @@
+//! What a passer tells its driver: events, tokens and wanted readiness.
+
+use std::os::fd::OwnedFd;
+
+use crate::Error;
+
+/// Names one descriptor pushed with [`Passer::push_send`](crate::Passer::push_send).
+///
+/// Tokens count up from zero in push order, so they compare in send order.
+///
+/// ```
+/// # fn main() -> Result<(), fdpass_core::Error> {
+/// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+/// let (r, _w) = rustix::pipe::pipe().unwrap();
+/// let first = a.push_send(r)?;
+/// let (r, _w) = rustix::pipe::pipe().unwrap();
+/// assert!(a.push_send(r)? > first);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SendToken(pub u64);
+
+/// Names one request made with [`Passer::push_recv`](crate::Passer::push_recv).
+///
+/// Requests are fulfilled in the order they were made, with descriptors in the
+/// order the peer sent them.
+///
+/// ```
+/// # fn main() -> Result<(), fdpass_core::Error> {
+/// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+/// let first = b.push_recv()?;
+/// assert!(b.push_recv()? > first);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecvToken(pub u64);
+
+/// Something that happened, drained with [`Passer::poll_event`](crate::Passer::poll_event).
+///
+/// ```
+/// use fdpass_core::Event;
+///
+/// fn describe(event: &Event) -> &'static str {
+///     match event {
+///         Event::Sent(_) => "the kernel took our descriptors",
+///         Event::Received(..) => "a descriptor arrived",
+///         Event::Closed => "the peer closed in an orderly way",
+///         Event::Failed(_) => "the passer failed",
+///         _ => "something newer",
+///     }
+/// }
+/// assert_eq!(describe(&Event::Closed), "the peer closed in an orderly way");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Every descriptor pushed up to and including this token is in the
+    /// kernel's hands and our copy is closed. One event covers a whole
+    /// `sendmsg`, so it may acknowledge several pushes at once.
+    Sent(SendToken),
+    /// A descriptor arrived for the oldest outstanding receive request. It is
+    /// close-on-exec.
+    Received(RecvToken, OwnedFd),
+    /// The peer closed the connection in an orderly way (end of stream).
+    /// Outstanding receive requests will not be fulfilled; sending may go on
+    /// if the peer only shut down its writing half.
+    Closed,
+    /// The passer failed and is unusable. Every descriptor it held has been
+    /// closed. Reported once; later pushes return the same error.
+    Failed(Error),
+}
+
+/// Whether and how the passer wants to do I/O in one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Nothing to do in this direction (nothing queued, no request, or a retry
+    /// deadline pending: see [`Passer::poll_timeout`](crate::Passer::poll_timeout)).
+    Idle,
+    /// Work is waiting and the socket is not known to be blocked: call the
+    /// matching `handle_*` now, without waiting for readiness.
+    Now,
+    /// Work is waiting but the socket said "would block": wait for readiness,
+    /// then call the matching `handle_*`.
+    WhenReady,
+}
+
+impl Want {
+    /// Whether the driver should do anything at all in this direction.
+    ///
+    /// ```
+    /// use fdpass_core::Want;
+    /// assert!(!Want::Idle.is_wanted());
+    /// assert!(Want::Now.is_wanted() && Want::WhenReady.is_wanted());
+    /// ```
+    pub fn is_wanted(self) -> bool {
+        self != Want::Idle
+    }
+}
+
+/// What the passer wants from its driver, in both directions. See
+/// [`Passer::interest`](crate::Passer::interest).
+///
+/// ```
+/// use fdpass_core::{Interest, Want};
+/// let interest = Interest { read: Want::WhenReady, write: Want::Idle };
+/// assert!(interest.read.is_wanted() && !interest.write.is_wanted());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interest {
+    /// Receiving.
+    pub read: Want,
+    /// Sending.
+    pub write: Want,
+}

@@ -1,0 +1,114 @@
+//! # fdpass-core
+//!
+//! Pass open file descriptors between processes over Unix-domain sockets:
+//! non-blocking, buffered, in order, and without ever losing a descriptor,
+//! even when the receiving process's descriptor table is full.
+//!
+//! This crate is the reactor-free heart of fdpass: a [`Passer`] is a state
+//! machine that owns the send and receive queues, the descriptor-slot
+//! reservation and the retry timers. It never blocks, never polls and never
+//! reads the clock. You feed it what you observe and it tells you what it
+//! wants. `fdpass-tokio`, `fdpass-mio` and `fdpass-smol` drive it for their
+//! runtimes; any other event loop can drive it the same way.
+//!
+//! ## The vocabulary
+//! - Inputs: [`Passer::push_send`], [`Passer::push_recv`],
+//!   [`Passer::handle_readable`], [`Passer::handle_writable`],
+//!   [`Passer::handle_timeout`] (with `now` from your clock), [`Passer::close`].
+//! - Outputs: [`Passer::interest`] (per direction: [`Want::Idle`],
+//!   [`Want::Now`] or [`Want::WhenReady`]), [`Passer::poll_timeout`] (the next
+//!   deadline), and [`Passer::poll_event`] ([`Event::Sent`],
+//!   [`Event::Received`], [`Event::Closed`], [`Event::Failed`]).
+//!
+//! ## The whole driving loop
+//! A plain `poll(2)` loop, here receiving three descriptors:
+//!
+//! ```
+//! use std::time::Instant;
+//! use rustix::event::{poll, PollFd, PollFlags, Timespec};
+//! use fdpass_core::{Config, Event, Passer, Want};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (mut sender, mut receiver) = Passer::pair(Config::default())?;
+//! for _ in 0..3 {
+//!     let (read_end, _write_end) = rustix::pipe::pipe()?;
+//!     sender.push_send(read_end)?;
+//!     receiver.push_recv()?;
+//! }
+//!
+//! let mut received = Vec::new();
+//! while received.len() < 3 {
+//!     for passer in [&mut sender, &mut receiver] {
+//!         let now = Instant::now();
+//!         passer.handle_timeout(now);
+//!         let interest = passer.interest();
+//!         // Wait only for what the passer wants and is blocked on.
+//!         let mut flags = PollFlags::empty();
+//!         if interest.read == Want::WhenReady { flags |= PollFlags::IN; }
+//!         if interest.write == Want::WhenReady { flags |= PollFlags::OUT; }
+//!         let must_act = interest.read == Want::Now || interest.write == Want::Now;
+//!         let timeout = if must_act { Some(Timespec::default()) } else {
+//!             let wait = passer.poll_timeout().map_or(std::time::Duration::from_millis(10), |t| t.saturating_duration_since(now));
+//!             Some(Timespec::try_from(wait)?)
+//!         };
+//!         let mut fds = [PollFd::from_borrowed_fd(std::os::fd::AsFd::as_fd(&*passer), flags)];
+//!         poll(&mut fds, timeout.as_ref())?;
+//!         let ready = fds[0].revents();
+//!         let now = Instant::now();
+//!         if interest.read == Want::Now || ready.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+//!             passer.handle_readable(now);
+//!         }
+//!         if interest.write == Want::Now || ready.intersects(PollFlags::OUT | PollFlags::HUP | PollFlags::ERR) {
+//!             passer.handle_writable(now);
+//!         }
+//!         while let Some(event) = passer.poll_event() {
+//!             match event {
+//!                 Event::Received(_token, fd) => received.push(fd),
+//!                 Event::Sent(_) | Event::Closed => {}
+//!                 Event::Failed(e) => return Err(e.into()),
+//!                 _ => {}
+//!             }
+//!         }
+//!     }
+//! }
+//! assert_eq!(received.len(), 3);
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/poll_demo.rs` is the same loop across two processes.
+//!
+//! ## Guarantees
+//! 1. Every descriptor sent arrives exactly once, in FIFO order.
+//! 2. No call blocks; sending and receiving proceed independently.
+//! 3. A full descriptor table delays delivery and never loses a descriptor
+//!    (see [`Reservation`]).
+//! 4. Every descriptor the passer holds is closed exactly once, on success,
+//!    failure, close or drop.
+//! 5. Received descriptors are close-on-exec, set atomically
+//!    (`MSG_CMSG_CLOEXEC`).
+//! 6. Bad input from the peer is a typed [`Error::Protocol`], never a panic or
+//!    a leak, and the passer never reads more than the outstanding requests
+//!    plus one message.
+//! 7. An orderly close by the peer is [`Event::Closed`], distinct from
+//!    [`Event::Failed`].
+//!
+//! `docs/design.md` explains the state machine and both reservation
+//! strategies; `docs/wire.md` the bytes on the wire.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod event;
+mod passer;
+mod recv_queue;
+mod reservation;
+mod retry;
+mod send_queue;
+pub mod socket;
+pub mod sys;
+
+pub use config::{Config, Reservation, RetryPolicy, SCM_MAX_FD};
+pub use error::{Error, ProtocolError};
+pub use event::{Event, Interest, RecvToken, SendToken, Want};
+pub use passer::Passer;

@@ -1,0 +1,711 @@
+//! The state machine: one connected socket, an output and an input queue.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use rustix::io::Errno;
+
+use crate::recv_queue::{Delivery, RecvQueue};
+use crate::reservation::{Room, Slots};
+use crate::retry::Retry;
+use crate::send_queue::SendQueue;
+use crate::sys::{Received, RecvMode, Sys, SystemCalls};
+use crate::{
+    Config, Error, Event, Interest, ProtocolError, RecvToken, Reservation, SendToken, Want,
+    SCM_MAX_FD,
+};
+
+/// The payload of every message: one zero byte per descriptor.
+static ZEROS: [u8; SCM_MAX_FD] = [0; SCM_MAX_FD];
+
+/// Whether the passer can still be used.
+#[derive(Debug)]
+enum State {
+    Open,
+    /// Failed; the error is returned by every later push.
+    Failed(Error),
+    /// Closed by this side.
+    Closed,
+}
+
+/// A descriptor passer: the sans-IO state machine over one connected
+/// `AF_UNIX` socket (`SOCK_STREAM` or `SOCK_SEQPACKET`).
+///
+/// It never blocks, never polls and never reads the clock. Inputs are pushes
+/// ([`push_send`](Self::push_send), [`push_recv`](Self::push_recv)) and what the
+/// driver observed ([`handle_readable`](Self::handle_readable),
+/// [`handle_writable`](Self::handle_writable),
+/// [`handle_timeout`](Self::handle_timeout)); outputs are what it wants
+/// ([`interest`](Self::interest), [`poll_timeout`](Self::poll_timeout)) and
+/// what happened ([`poll_event`](Self::poll_event)). The crate docs show the
+/// whole driving loop.
+///
+/// The type parameter is the system-call seam; applications use the default.
+///
+/// ```
+/// use std::time::Instant;
+/// use fdpass_core::{Config, Event, Passer};
+///
+/// # fn main() -> Result<(), fdpass_core::Error> {
+/// let (mut left, mut right) = Passer::pair(Config::default())?;
+/// let (read_end, _write_end) = rustix::pipe::pipe()?;
+/// let sent = left.push_send(read_end)?;
+/// let asked = right.push_recv()?;
+///
+/// let now = Instant::now();
+/// left.handle_writable(now);
+/// right.handle_readable(now);
+///
+/// assert!(matches!(left.poll_event(), Some(Event::Sent(t)) if t == sent));
+/// assert!(matches!(right.poll_event(), Some(Event::Received(t, _fd)) if t == asked));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Passer<S: Sys = SystemCalls> {
+    sys: S,
+    socket: OwnedFd,
+    config: Config,
+    state: State,
+    send: SendQueue,
+    recv: RecvQueue,
+    slots: Slots,
+    events: VecDeque<Event>,
+    /// The peer's orderly close was seen.
+    peer_closed: bool,
+    /// The last receive attempt ended in `EAGAIN`.
+    read_blocked: bool,
+    /// The last send attempt ended in `EAGAIN`.
+    write_blocked: bool,
+    send_retry: Retry,
+    recv_retry: Retry,
+    /// Reused receive buffers: payload bytes and installed descriptors.
+    bytes: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+impl Passer<SystemCalls> {
+    /// Wraps a connected `AF_UNIX` socket (`SOCK_STREAM` or `SOCK_SEQPACKET`).
+    ///
+    /// Puts the socket into non-blocking mode unless
+    /// [`Config::set_nonblocking`] is off, and, for
+    /// [`Reservation::Sentinel`], takes the reserved slots now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bad [`Config`]; [`Error::Io`] if the
+    /// socket cannot be made non-blocking or (sentinel) the table has no room
+    /// for the reservation (`EMFILE`).
+    ///
+    /// ```
+    /// use fdpass_core::{Config, Passer};
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let passer = Passer::new(a.into(), Config::default())?;
+    /// # drop(passer); Ok(()) }
+    /// ```
+    pub fn new(socket: OwnedFd, config: Config) -> Result<Self, Error> {
+        Passer::with_sys(SystemCalls::default(), socket, config)
+    }
+
+    /// Two passers joined by a new `SOCK_STREAM` socketpair, both close-on-exec.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (_left, _right) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pair(config: Config) -> Result<(Self, Self), Error> {
+        let (a, b) = crate::socket::pair()?;
+        Ok((Passer::new(a, config)?, Passer::new(b, config)?))
+    }
+}
+
+impl<S: Sys> Passer<S> {
+    /// Like [`Passer::new`], with another system-call seam (fault injection).
+    #[doc(hidden)]
+    pub fn with_sys(mut sys: S, socket: OwnedFd, config: Config) -> Result<Self, Error> {
+        config.validate()?;
+        if config.set_nonblocking {
+            sys.set_nonblocking(socket.as_fd())?;
+        }
+        let slots = match config.reservation {
+            Reservation::Peek => Slots::peek(),
+            Reservation::Sentinel => Slots::sentinel(&mut sys, config.max_fds_per_message)?,
+        };
+        Ok(Passer {
+            sys,
+            socket,
+            config,
+            state: State::Open,
+            send: SendQueue::default(),
+            recv: RecvQueue::default(),
+            slots,
+            events: VecDeque::new(),
+            peer_closed: false,
+            read_blocked: false,
+            write_blocked: false,
+            send_retry: Retry::new(config.retry),
+            recv_retry: Retry::new(config.retry),
+            bytes: vec![0; config.max_fds_per_message],
+            fds: Vec::with_capacity(config.max_fds_per_message),
+        })
+    }
+
+    /// The settings this passer was created with.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default().with_max_fds_per_message(1))?;
+    /// assert_eq!(a.config().max_fds_per_message, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- inputs ----
+
+    /// Queues `fd` to be sent; returns at once. [`Event::Sent`] with this
+    /// token (or a later one) reports that the kernel took it, after which
+    /// our copy is closed. Send a `try_clone` to keep your own copy.
+    ///
+    /// # Errors
+    /// After a failure, the failure's error; after [`close`](Self::close),
+    /// [`Error::Closed`]. `fd` is closed in both cases.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// let token = a.push_send(r)?;
+    /// assert_eq!(token.0, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, Error> {
+        if let Err(e) = self.usable() {
+            self.sys.close(fd);
+            return Err(e);
+        }
+        Ok(self.send.push(fd))
+    }
+
+    /// Asks for the next descriptor; returns at once. [`Event::Received`] with
+    /// this token brings it. The passer reads from the socket only while
+    /// requests are outstanding.
+    ///
+    /// # Errors
+    /// After a failure, the failure's error; after [`close`](Self::close),
+    /// [`Error::Closed`]; after the peer's orderly close, once every
+    /// descriptor read ahead was handed out, [`Error::PeerClosed`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let token = b.push_recv()?;
+    /// assert_eq!(token.0, 0);
+    /// assert!(b.interest().read.is_wanted());
+    /// # Ok(()) }
+    /// ```
+    pub fn push_recv(&mut self) -> Result<RecvToken, Error> {
+        self.usable()?;
+        if self.peer_closed && self.recv.read_ahead_len() == 0 {
+            return Err(Error::PeerClosed);
+        }
+        let (token, ready) = self.recv.push_request();
+        if let Some(fd) = ready {
+            self.events.push_back(Event::Received(token, fd));
+        }
+        Ok(token)
+    }
+
+    /// Withdraws a receive request that has not been fulfilled yet, so the
+    /// passer stops reading for it. Returns false if the request was already
+    /// fulfilled (its [`Event::Received`] is queued or was drained) or never
+    /// existed. Later descriptors go to the remaining requests, in order.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let token = b.push_recv()?;
+    /// assert!(b.cancel_recv(token));
+    /// assert!(!b.interest().read.is_wanted());
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel_recv(&mut self, token: RecvToken) -> bool {
+        self.recv.cancel(token)
+    }
+
+    /// The socket may be readable: receive until the requests are fulfilled,
+    /// the socket would block, or a retry deadline is set.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// b.push_recv()?;
+    /// b.handle_readable(std::time::Instant::now());
+    /// assert_eq!(b.interest().read, fdpass_core::Want::WhenReady); // nothing sent yet
+    /// # Ok(()) }
+    /// ```
+    pub fn handle_readable(&mut self, now: Instant) {
+        self.read_blocked = false;
+        while self.read_wanted() && !self.read_blocked {
+            self.receive_one(now);
+        }
+    }
+
+    /// The socket may be writable: send until the queue is empty, the socket
+    /// would block, or back-pressure set a retry deadline.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// a.handle_writable(std::time::Instant::now());
+    /// assert!(matches!(a.poll_event(), Some(fdpass_core::Event::Sent(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn handle_writable(&mut self, now: Instant) {
+        self.write_blocked = false;
+        while self.write_wanted() && !self.write_blocked {
+            self.send_one(now);
+        }
+    }
+
+    /// Time has advanced to `now`: run the retries that are due. Cheap to call
+    /// at any time. Afterwards [`interest`](Self::interest) may say
+    /// [`Want::Now`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// a.handle_timeout(std::time::Instant::now());
+    /// assert_eq!(a.poll_timeout(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !matches!(self.state, State::Open) {
+            return;
+        }
+        if self.send_retry.take_due(now) {
+            self.write_blocked = false;
+        }
+        if self.recv_retry.take_due(now) {
+            self.read_blocked = false;
+            match self.slots.refill(&mut self.sys) {
+                Ok(Room::Available) => {}
+                Ok(Room::Full) => self.recv_retry.back_off(now),
+                Err(e) => self.fail(e.into()),
+            }
+        }
+    }
+
+    /// Closes the passer from this side: every queued descriptor and every
+    /// descriptor read ahead is closed, and the socket is shut down so the peer
+    /// sees end-of-stream. Descriptors already taken by the kernel still reach
+    /// the peer. The socket descriptor itself stays open (so a reactor
+    /// registration stays valid) until the passer is dropped. Later pushes
+    /// return [`Error::Closed`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// a.close();
+    /// assert!(matches!(a.push_recv(), Err(fdpass_core::Error::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&mut self) {
+        if matches!(self.state, State::Open) {
+            self.release_all();
+            let _ = self.sys.shutdown(self.socket.as_fd());
+            self.state = State::Closed;
+        }
+    }
+
+    // ---- outputs ----
+
+    /// The next event, oldest first. Drain until `None` after every input.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// assert!(a.poll_event().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// What the passer wants to do in each direction; see [`Want`].
+    ///
+    /// ```
+    /// use fdpass_core::{Interest, Want};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// assert_eq!(a.interest(), Interest { read: Want::Idle, write: Want::Idle });
+    /// # Ok(()) }
+    /// ```
+    pub fn interest(&self) -> Interest {
+        let want = |wanted: bool, blocked: bool| match (wanted, blocked) {
+            (false, _) => Want::Idle,
+            (true, false) => Want::Now,
+            (true, true) => Want::WhenReady,
+        };
+        Interest {
+            read: want(self.read_wanted(), self.read_blocked),
+            write: want(self.write_wanted(), self.write_blocked),
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next,
+    /// if a retry is pending.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// assert!(a.poll_timeout().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.send_retry.deadline(), self.recv_retry.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Descriptors queued and not yet taken by the kernel.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// assert_eq!(a.queued_sends(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn queued_sends(&self) -> usize {
+        self.send.len()
+    }
+
+    /// Receive requests not fulfilled yet.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// b.push_recv()?;
+    /// assert_eq!(b.outstanding_recvs(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn outstanding_recvs(&self) -> usize {
+        self.recv.outstanding()
+    }
+
+    /// How many descriptors the passer itself holds besides the socket: queued
+    /// sends, descriptors read ahead and reserved slots. Useful for leak and
+    /// footprint checks.
+    ///
+    /// ```
+    /// use fdpass_core::{Config, Passer, Reservation};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (a, _b) = Passer::pair(Config::default().with_reservation(Reservation::Peek))?;
+    /// assert_eq!(a.held_descriptors(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn held_descriptors(&self) -> usize {
+        self.send.len() + self.recv.read_ahead_len() + self.slots.held()
+    }
+
+    /// Whether the peer's orderly close has been seen.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// assert!(!a.is_peer_closed());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// `Ok` while the passer can be used; otherwise why not.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// assert!(a.usable().is_ok());
+    /// a.close();
+    /// assert!(a.usable().is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn usable(&self) -> Result<(), Error> {
+        match &self.state {
+            State::Open => Ok(()),
+            State::Failed(e) => Err(e.clone()),
+            State::Closed => Err(Error::Closed),
+        }
+    }
+
+    // ---- receiving ----
+
+    fn read_wanted(&self) -> bool {
+        matches!(self.state, State::Open)
+            && !self.peer_closed
+            && self.recv.outstanding() > 0
+            && !self.recv_retry.is_waiting()
+            && self.slots.is_ready()
+    }
+
+    /// One `recvmsg` attempt (two with the peek strategy).
+    fn receive_one(&mut self, now: Instant) {
+        let max = self.config.max_fds_per_message;
+        let mode = match self.config.reservation {
+            Reservation::Peek => RecvMode::Peek,
+            Reservation::Sentinel => RecvMode::Take,
+        };
+        self.slots.release(&mut self.sys);
+        let result = self.sys.recvmsg(
+            self.socket.as_fd(),
+            &mut self.bytes[..max],
+            max,
+            mode,
+            &mut self.fds,
+        );
+        if mode == RecvMode::Take {
+            // Re-take the sentinel slots whatever the outcome, so that a read
+            // that found nothing leaves the reservation whole.
+            match self.slots.refill(&mut self.sys) {
+                Ok(Room::Available) => {}
+                Ok(Room::Full) => self.recv_retry.back_off(now),
+                Err(e) => return self.fail_with_fds(e.into()),
+            }
+        }
+        let got = match result {
+            Ok(got) => got,
+            Err(Errno::AGAIN) => {
+                self.read_blocked = true;
+                return;
+            }
+            Err(Errno::INTR) => return,
+            Err(e) => return self.fail_with_fds(e.into()),
+        };
+        if got.bytes == 0 && self.fds.is_empty() && !got.truncated_control {
+            return self.on_peer_closed();
+        }
+        if got.foreign_control {
+            return self.fail_with_fds(ProtocolError::ForeignControlMessage.into());
+        }
+        if got.truncated_data {
+            return self.fail_with_fds(ProtocolError::MessageTooLong { limit: max }.into());
+        }
+        if got.truncated_control {
+            return self.on_truncated(got, now);
+        }
+        if !self.recv.account(got.bytes, self.fds.len()) {
+            let descriptors = self.fds.len();
+            return self.fail_with_fds(
+                ProtocolError::BytesWithoutDescriptors {
+                    bytes: got.bytes,
+                    descriptors,
+                }
+                .into(),
+            );
+        }
+        if mode == RecvMode::Peek {
+            // Our copies are installed; now consume exactly the peeked bytes
+            // without a control buffer, so the kernel drops its references.
+            if let Err(e) = self.discard(got.bytes) {
+                return self.fail_with_fds(e);
+            }
+        }
+        self.slots.note_success();
+        self.recv_retry.reset();
+        self.deliver_received();
+    }
+
+    /// `MSG_CTRUNC`: too many descriptors, a full table, or a refusal.
+    fn on_truncated(&mut self, got: Received, now: Instant) {
+        let max = self.config.max_fds_per_message;
+        let arrived = self.fds.len();
+        for fd in self.fds.drain(..) {
+            self.sys.close(fd);
+        }
+        if arrived >= max {
+            return self.fail(ProtocolError::TooManyDescriptors { limit: max }.into());
+        }
+        if self.config.reservation == Reservation::Sentinel {
+            // The slots were free, yet the kernel dropped descriptors: they are
+            // gone, and the stream is out of step.
+            return self.fail(ProtocolError::DescriptorsRefused.into());
+        }
+        // Peek: the message is still queued. Is there room for its descriptors
+        // (as many as its bytes promise, less those owed by an earlier read)?
+        let expected = got
+            .bytes
+            .saturating_sub(self.recv.owed_bytes())
+            .clamp(1, max);
+        match self
+            .slots
+            .probe(&mut self.sys, self.socket.as_fd(), expected)
+        {
+            Ok(Room::Full) => self.recv_retry.back_off(now),
+            // Room now: the table was full a moment ago, or the kernel refuses
+            // these descriptors. The probe slots stay held and are freed right
+            // before the retry; a refusal repeats whatever room there is.
+            Ok(Room::Available) => {
+                if self.slots.note_refusal() {
+                    self.fail(ProtocolError::DescriptorsRefused.into());
+                }
+            }
+            Err(e) => self.fail(e.into()),
+        }
+    }
+
+    /// Consumes `n` peeked bytes with no control buffer.
+    fn discard(&mut self, n: usize) -> Result<(), Error> {
+        let mut scratch = Vec::new();
+        loop {
+            match self.sys.recvmsg(
+                self.socket.as_fd(),
+                &mut self.bytes[..n],
+                0,
+                RecvMode::Discard,
+                &mut scratch,
+            ) {
+                Ok(got) if got.bytes == n && scratch.is_empty() => return Ok(()),
+                Ok(got) => {
+                    for fd in scratch.drain(..) {
+                        self.sys.close(fd);
+                    }
+                    return Err(Error::from(std::io::Error::other(format!(
+                        "consuming a peeked message returned {} of {n} byte(s)",
+                        got.bytes
+                    ))));
+                }
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Hands what `recvmsg` installed to the requests, in order.
+    fn deliver_received(&mut self) {
+        for fd in self.fds.drain(..) {
+            if let Delivery::Request(token, fd) = self.recv.deliver(fd) {
+                self.events.push_back(Event::Received(token, fd));
+            }
+        }
+    }
+
+    fn on_peer_closed(&mut self) {
+        self.peer_closed = true;
+        self.recv.drop_requests();
+        self.events.push_back(Event::Closed);
+    }
+
+    // ---- sending ----
+
+    fn write_wanted(&self) -> bool {
+        matches!(self.state, State::Open) && self.send.has_work() && !self.send_retry.is_waiting()
+    }
+
+    /// One `sendmsg` attempt: owed bytes first, else the next batch.
+    fn send_one(&mut self, now: Instant) {
+        let owed = self.send.owed_bytes();
+        let (batch_len, result) = if owed > 0 {
+            (
+                0,
+                self.sys
+                    .sendmsg(self.socket.as_fd(), &ZEROS[..owed.min(SCM_MAX_FD)], &[]),
+            )
+        } else {
+            let batch = self.send.next_batch(self.config.max_fds_per_message);
+            (
+                batch.len(),
+                self.sys
+                    .sendmsg(self.socket.as_fd(), &ZEROS[..batch.len()], batch),
+            )
+        };
+        match result {
+            Ok(0) => self.write_blocked = true,
+            Ok(written) if batch_len == 0 => self.send.pay_owed(written),
+            Ok(written) => {
+                // The kernel attaches the descriptors to the first bytes it
+                // takes, so any non-zero write means all of them went.
+                let (sent, token) = self.send.mark_sent(batch_len, written.min(batch_len));
+                for fd in sent {
+                    self.sys.close(fd);
+                }
+                self.send_retry.reset();
+                self.events.push_back(Event::Sent(token));
+            }
+            Err(Errno::AGAIN) => self.write_blocked = true,
+            Err(Errno::INTR) => {}
+            // Back-pressure: the per-user in-flight limit or kernel memory.
+            Err(Errno::TOOMANYREFS | Errno::NOBUFS | Errno::NOMEM) => self.send_retry.back_off(now),
+            Err(e) => self.fail(e.into()),
+        }
+    }
+
+    // ---- failure ----
+
+    /// Fails after closing what the current read installed.
+    fn fail_with_fds(&mut self, error: Error) {
+        for fd in self.fds.drain(..) {
+            self.sys.close(fd);
+        }
+        self.fail(error);
+    }
+
+    fn fail(&mut self, error: Error) {
+        if matches!(self.state, State::Open) {
+            self.release_all();
+            self.state = State::Failed(error.clone());
+            self.events.push_back(Event::Failed(error));
+        }
+    }
+
+    /// Closes every descriptor the passer holds except the socket.
+    fn release_all(&mut self) {
+        for fd in self.send.drain_all() {
+            self.sys.close(fd);
+        }
+        for fd in self.recv.drain_all() {
+            self.sys.close(fd);
+        }
+        for fd in self.fds.drain(..) {
+            self.sys.close(fd);
+        }
+        self.slots.close_all(&mut self.sys);
+        // Undelivered events may hold received descriptors; they are dropped
+        // (closed) with the passer unless the driver drains them first.
+        self.send_retry.reset();
+        self.recv_retry.reset();
+    }
+}
+
+impl<S: Sys> Drop for Passer<S> {
+    fn drop(&mut self) {
+        self.release_all();
+        for event in self.events.drain(..) {
+            if let Event::Received(_, fd) = event {
+                self.sys.close(fd);
+            }
+        }
+    }
+}
+
+impl<S: Sys> AsFd for Passer<S> {
+    /// The socket, for registering with a reactor. Do not read from or write
+    /// to it directly: that would desynchronise the stream.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl<S: Sys> AsRawFd for Passer<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}

@@ -1,0 +1,173 @@
+//! Room in the descriptor table for what arrives: the two strategies' state.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::io::Errno;
+
+use crate::sys::Sys;
+
+/// The state each [`Reservation`](crate::Reservation) strategy keeps between reads.
+#[derive(Debug)]
+pub(crate) enum Slots {
+    /// Peek strategy. Holds slots only after a truncated peek whose probe
+    /// found room: they keep that room for the immediate retry.
+    Peek {
+        probes: Vec<OwnedFd>,
+        /// Truncated peeks in a row although a probe found room each time.
+        refusals: u32,
+    },
+    /// Sentinel strategy: `size` duplicates of `origin` occupy table slots.
+    Sentinel {
+        origin: OwnedFd,
+        slots: Vec<OwnedFd>,
+        size: usize,
+    },
+}
+
+/// How many truncated peeks in a row, each followed by a probe that found
+/// room, mean the kernel refuses the descriptors for good (a security module)
+/// rather than a table that other threads keep filling.
+pub(crate) const REFUSALS_BEFORE_ERROR: u32 = 4;
+
+/// The outcome of trying to take `n` table slots.
+pub(crate) enum Room {
+    /// All `n` slots were taken (and are held).
+    Available,
+    /// The table is full (`EMFILE`/`ENFILE`): try again after a backoff.
+    Full,
+}
+
+impl Slots {
+    /// Sentinel strategy: a pipe's read end is the origin (its write end is
+    /// closed at once, so the origin is inert), plus `size` duplicates.
+    pub(crate) fn sentinel<S: Sys>(sys: &mut S, size: usize) -> Result<Self, Errno> {
+        let (origin, write_end) = sys.pipe()?;
+        sys.close(write_end);
+        let mut slots = Slots::Sentinel {
+            origin,
+            slots: Vec::with_capacity(size),
+            size,
+        };
+        match slots.refill(sys)? {
+            Room::Available => Ok(slots),
+            Room::Full => {
+                slots.close_all(sys);
+                Err(Errno::MFILE)
+            }
+        }
+    }
+
+    pub(crate) fn peek() -> Self {
+        Slots::Peek {
+            probes: Vec::new(),
+            refusals: 0,
+        }
+    }
+
+    /// Whether a read may start: the sentinel reservation must be whole.
+    pub(crate) fn is_ready(&self) -> bool {
+        match self {
+            Slots::Peek { .. } => true,
+            Slots::Sentinel { slots, size, .. } => slots.len() == *size,
+        }
+    }
+
+    /// Frees the held slots just before a `recvmsg`, so what arrives has room.
+    pub(crate) fn release<S: Sys>(&mut self, sys: &mut S) {
+        let held = match self {
+            Slots::Peek { probes, .. } => probes,
+            Slots::Sentinel { slots, .. } => slots,
+        };
+        for fd in held.drain(..) {
+            sys.close(fd);
+        }
+    }
+
+    /// Sentinel strategy: takes back the slots freed by [`release`](Self::release).
+    pub(crate) fn refill<S: Sys>(&mut self, sys: &mut S) -> Result<Room, Errno> {
+        let Slots::Sentinel {
+            origin,
+            slots,
+            size,
+        } = self
+        else {
+            return Ok(Room::Available);
+        };
+        take_slots(sys, origin.as_fd(), slots, *size)
+    }
+
+    /// Peek strategy, after a truncated peek: tries to take `n` slots (holding
+    /// them for the retry) to tell a full table from a refusal.
+    pub(crate) fn probe<S: Sys>(
+        &mut self,
+        sys: &mut S,
+        socket: BorrowedFd<'_>,
+        n: usize,
+    ) -> Result<Room, Errno> {
+        let Slots::Peek { probes, .. } = self else {
+            return Ok(Room::Available);
+        };
+        let room = take_slots(sys, socket, probes, n)?;
+        if let Room::Full = room {
+            for fd in probes.drain(..) {
+                sys.close(fd);
+            }
+        }
+        Ok(room)
+    }
+
+    /// Peek strategy: counts one more refusal; true when there were too many.
+    pub(crate) fn note_refusal(&mut self) -> bool {
+        match self {
+            Slots::Peek { refusals, .. } => {
+                *refusals += 1;
+                *refusals >= REFUSALS_BEFORE_ERROR
+            }
+            Slots::Sentinel { .. } => true,
+        }
+    }
+
+    /// A message was read whole: the refusal streak is over.
+    pub(crate) fn note_success(&mut self) {
+        if let Slots::Peek { refusals, .. } = self {
+            *refusals = 0;
+        }
+    }
+
+    /// Closes everything held (failure, close, drop).
+    pub(crate) fn close_all<S: Sys>(&mut self, sys: &mut S) {
+        self.release(sys);
+        if let Slots::Sentinel { .. } = self {
+            let Slots::Sentinel { origin, .. } = std::mem::replace(self, Slots::peek()) else {
+                unreachable!()
+            };
+            sys.close(origin);
+        }
+    }
+
+    /// How many table slots this reservation occupies right now.
+    pub(crate) fn held(&self) -> usize {
+        match self {
+            Slots::Peek { probes, .. } => probes.len(),
+            Slots::Sentinel { slots, .. } => slots.len() + 1,
+        }
+    }
+}
+
+/// Duplicates `from` until `held` has `n` entries; a full table is not an error.
+fn take_slots<S: Sys>(
+    sys: &mut S,
+    from: BorrowedFd<'_>,
+    held: &mut Vec<OwnedFd>,
+    n: usize,
+) -> Result<Room, Errno> {
+    while held.len() < n {
+        match sys.dup(from) {
+            Ok(fd) => held.push(fd),
+            Err(Errno::MFILE | Errno::NFILE) => return Ok(Room::Full),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Room::Available)
+}

@@ -1,0 +1,225 @@
+//! Making the connected sockets a passer wraps: pairs, listeners, connections.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::Mode;
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+/// A new connected `SOCK_STREAM` socketpair, both ends close-on-exec.
+///
+/// ```
+/// let (a, b) = fdpass_core::socket::pair()?;
+/// # drop((a, b)); Ok::<(), std::io::Error>(())
+/// ```
+pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Connects to a [`Listener`] (or any `AF_UNIX` stream listener) at `path`.
+/// The returned socket is close-on-exec and blocking; the passer built on it
+/// makes it non-blocking.
+///
+/// Connecting to a Unix socket completes at once unless the listener's
+/// backlog is full, in which case this call waits for room like `connect(2)`.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("fdpass-doc-connect-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let listener = fdpass_core::socket::Listener::bind(dir.join("sock"))?;
+/// let client = fdpass_core::socket::connect(dir.join("sock"))?;
+/// # drop((client, listener)); std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
+    let addr = SocketAddrUnix::new(path.as_ref())?;
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::connect(&socket, &addr)?;
+    Ok(socket)
+}
+
+/// A listening `AF_UNIX` stream socket bound at a filesystem path.
+///
+/// The socket file is created with mode `0600` (or the mode you choose) with
+/// no moment at which it is more open: it is bound inside a fresh private
+/// directory, given its mode there, and then renamed into place. A stale
+/// socket file left by a dead process is replaced; a path where something is
+/// still listening is an error ([`io::ErrorKind::AddrInUse`]).
+///
+/// The listener is non-blocking: [`accept`](Self::accept) returns
+/// [`io::ErrorKind::WouldBlock`] when no connection waits, and the listener
+/// can be registered with any reactor through [`AsFd`].
+///
+/// ```
+/// use fdpass_core::socket::{connect, Listener};
+///
+/// let dir = std::env::temp_dir().join(format!("fdpass-doc-listener-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let listener = Listener::bind(dir.join("sock"))?;
+/// let _client = connect(listener.path())?;
+/// let _server_side = listener.accept()?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    socket: OwnedFd,
+    path: PathBuf,
+}
+
+impl Listener {
+    /// Binds at `path` with mode `0600`. See [`Listener`].
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<Listener> {
+        Listener::bind_with_mode(path, 0o600)
+    }
+
+    /// Binds at `path` with the given permission bits (for example `0o660` to
+    /// let a group connect).
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let dir = std::env::temp_dir().join(format!("fdpass-doc-mode-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_core::socket::Listener::bind_with_mode(dir.join("sock"), 0o660)?;
+    /// let mode = std::fs::metadata(listener.path())?.permissions().mode() & 0o777;
+    /// assert_eq!(mode, 0o660);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind_with_mode(path: impl AsRef<Path>, mode: u32) -> io::Result<Listener> {
+        let path = path.as_ref().to_path_buf();
+        refuse_live_listener(&path)?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let staging = private_dir(&parent)?;
+        let result = bind_in(&staging, &path, mode);
+        let _ = std::fs::remove_dir(&staging);
+        result
+    }
+
+    /// Accepts one waiting connection (close-on-exec), or returns
+    /// [`io::ErrorKind::WouldBlock`] when none waits.
+    pub fn accept(&self) -> io::Result<OwnedFd> {
+        Ok(rustix::net::accept_with(
+            &self.socket,
+            SocketFlags::CLOEXEC,
+        )?)
+    }
+
+    /// The path the listener is bound at.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("fdpass-doc-path-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_core::socket::Listener::bind(dir.join("sock"))?;
+    /// assert_eq!(listener.path(), dir.join("sock"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The listening socket, for example to hand it to a successor process.
+    pub fn into_fd(self) -> OwnedFd {
+        self.socket
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+/// Errors if something is listening at `path`; a stale socket file is left
+/// for the rename to replace, anything that is not a socket is an error.
+fn refuse_live_listener(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
+        )),
+        Ok(_) => match connect(path) {
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "a process is listening at {}; stop it or choose another path",
+                    path.display()
+                ),
+            )),
+            Err(e) if e.raw_os_error() == Some(Errno::CONNREFUSED.raw_os_error()) => Ok(()),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// A new directory only we can enter, beside the final path (same filesystem,
+/// so the rename is atomic).
+fn private_dir(parent: &Path) -> io::Result<PathBuf> {
+    for attempt in 0u32..100 {
+        let name = format!(".fdpass-bind-{}-{}-{attempt}", std::process::id(), unique());
+        let dir = parent.join(name);
+        match rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o700)) {
+            Ok(()) => return Ok(dir),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "could not create a private staging directory",
+    ))
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+fn bind_in(staging: &Path, path: &Path, mode: u32) -> io::Result<Listener> {
+    let staged = staging.join(
+        path.file_name()
+            .unwrap_or_else(|| std::ffi::OsStr::new("sock")),
+    );
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::bind(&socket, &SocketAddrUnix::new(&staged)?)?;
+    let placed = rustix::fs::chmod(&staged, Mode::from_raw_mode(mode))
+        .map_err(io::Error::from)
+        .and_then(|()| rustix::net::listen(&socket, 128).map_err(io::Error::from))
+        .and_then(|()| std::fs::rename(&staged, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&staged);
+        return Err(e);
+    }
+    Ok(Listener {
+        socket,
+        path: path.to_path_buf(),
+    })
+}
