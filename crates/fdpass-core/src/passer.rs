@@ -324,6 +324,22 @@ impl<S: Sys> Passer<S> {
         }
     }
 
+    /// Fails the passer from outside, for a driver that can no longer serve
+    /// it (for example its reactor refused to watch the socket). Everything
+    /// held is closed and [`Event::Failed`] reports `error`, as for any failure.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// a.abort(std::io::Error::other("reactor gone").into());
+    /// assert!(matches!(a.poll_event(), Some(fdpass_core::Event::Failed(_))));
+    /// assert!(a.push_recv().is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn abort(&mut self, error: Error) {
+        self.fail(error);
+    }
+
     // ---- outputs ----
 
     /// The next event, oldest first. Drain until `None` after every input.

@@ -1,0 +1,412 @@
+//! The reactor-independent half of an async adapter.
+//!
+//! `fdpass-tokio` and `fdpass-smol` share everything here: which I/O to attempt
+//! when, waking every waiting task, handing received descriptors to receivers
+//! in order whatever futures get dropped, and reporting sends, closes and
+//! failures. An adapter supplies only a [`Reactor`] (its runtime's readiness
+//! and timer) and a lock around the [`Driver`].
+//!
+//! The driving rule: a task that waits on the passer first registers its waker
+//! (so no wake-up can slip between the check and the wait), then drives, then
+//! checks its own condition. Readiness and timer wake-ups go to one fan-out
+//! waker that wakes every registered task; whichever runs first drives for all.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::{Error, Event, Passer, RecvToken, SendToken, Want};
+
+/// One direction of the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Receiving.
+    Read,
+    /// Sending.
+    Write,
+}
+
+/// An async runtime's view of the passer's socket and of time.
+///
+/// ```
+/// use std::io;
+/// use std::task::{Context, Poll};
+/// use std::time::Instant;
+/// use fdpass_core::driver::{Direction, Reactor};
+///
+/// /// A reactor for a socket that is always ready and a clock that has always
+/// /// passed every deadline (enough for tests of the bookkeeping).
+/// struct AlwaysReady;
+///
+/// impl Reactor for AlwaysReady {
+///     fn poll_ready(&mut self, _cx: &mut Context<'_>, _d: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> {
+///         attempt();
+///         Poll::Ready(Ok(()))
+///     }
+///     fn poll_deadline(&mut self, _cx: &mut Context<'_>, _deadline: Instant) -> Poll<()> {
+///         Poll::Ready(())
+///     }
+/// }
+/// ```
+pub trait Reactor {
+    /// Waits until the socket is ready in `direction`. When it is, calls
+    /// `attempt`, which does the I/O and returns `true` if the socket said
+    /// "would block"; the reactor must then forget that readiness (tokio:
+    /// `clear_ready`) so the next call waits for a new event.
+    fn poll_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        attempt: &mut dyn FnMut() -> bool,
+    ) -> Poll<io::Result<()>>;
+
+    /// Completes once `deadline` has passed; a later call with another
+    /// deadline re-arms the timer.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()>;
+}
+
+/// The wakers of every task waiting on one passer.
+#[derive(Debug, Default)]
+struct WakerSet {
+    wakers: Mutex<Slab<Waker>>,
+}
+
+impl WakerSet {
+    fn wake_except(&self, skip: Option<usize>) {
+        let wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, waker) in wakers.iter() {
+            if Some(key) != skip {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+impl Wake for WakerSet {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake_except(None);
+    }
+}
+
+/// A task's place in the passer's waker set. Keep one per future and pass it
+/// to [`Driver::forget`] when the future is dropped.
+#[derive(Debug, Default)]
+pub struct Waiter {
+    key: Option<usize>,
+}
+
+/// The state of one `recv()` future: its waker and, once it asked the passer
+/// to read, its request.
+#[derive(Debug, Default)]
+pub struct RecvRequest {
+    waiter: Waiter,
+    token: Option<RecvToken>,
+}
+
+/// A [`Passer`] plus the bookkeeping async adapters share. See the module docs.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct AlwaysReady;
+/// # impl Reactor for AlwaysReady {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { attempt(); Poll::Ready(Ok(())) }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, _: Instant) -> Poll<()> { Poll::Ready(()) }
+/// # }
+/// use std::task::Waker;
+/// use fdpass_core::driver::{Driver, RecvRequest, Waiter};
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = Passer::pair(Config::default())?;
+/// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+/// let mut cx = Context::from_waker(Waker::noop());
+///
+/// let (read_end, _write_end) = rustix::pipe::pipe()?;
+/// let token = a.push_send(read_end)?;
+/// assert!(a.poll_sent(&mut cx, &mut AlwaysReady, token, &mut Waiter::default()).is_ready());
+///
+/// let mut request = RecvRequest::default();
+/// let Poll::Ready(Ok(Some(_fd))) = b.poll_recv(&mut cx, &mut AlwaysReady, &mut request) else {
+///     panic!("the descriptor was already in the socket");
+/// };
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Driver {
+    passer: Passer,
+    wakers: Arc<WakerSet>,
+    fan_out: Waker,
+    /// Descriptors received and not yet claimed, oldest first. Any receiver
+    /// takes from the front, so a dropped `recv()` never loses its descriptor.
+    received: VecDeque<OwnedFd>,
+    /// Every token up to and including this one has been sent.
+    sent_through: Option<SendToken>,
+    /// The last token pushed (flush waits for it).
+    last_pushed: Option<SendToken>,
+}
+
+impl Driver {
+    /// Wraps a passer.
+    pub fn new(passer: Passer) -> Self {
+        let wakers = Arc::new(WakerSet::default());
+        let fan_out = Waker::from(wakers.clone());
+        Driver {
+            passer,
+            wakers,
+            fan_out,
+            received: VecDeque::new(),
+            sent_through: None,
+            last_pushed: None,
+        }
+    }
+
+    /// The passer, for reading its settings and state.
+    pub fn passer(&self) -> &Passer {
+        &self.passer
+    }
+
+    /// Queues `fd` for sending (see [`Passer::push_send`]). Nothing is written
+    /// until the driver is next driven.
+    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, Error> {
+        let token = self.passer.push_send(fd)?;
+        self.last_pushed = Some(token);
+        Ok(token)
+    }
+
+    /// Drives the passer once without a waiting task: used right after a
+    /// fire-and-forget push so the descriptor goes out at once when it can.
+    pub fn drive_now<R: Reactor>(&mut self, reactor: &mut R) {
+        self.drive(reactor, None);
+    }
+
+    /// Ready once the kernel has taken the descriptor of `token`.
+    pub fn poll_sent<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        token: SendToken,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<(), Error>> {
+        self.register(waiter, cx);
+        self.drive(reactor, waiter.key);
+        if self.sent_through >= Some(token) {
+            self.forget(waiter);
+            return Poll::Ready(Ok(()));
+        }
+        self.settle(waiter, self.passer.usable())
+    }
+
+    /// Ready once every descriptor pushed so far has been taken by the kernel.
+    pub fn poll_flush<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<(), Error>> {
+        match self.last_pushed {
+            Some(token) => self.poll_sent(cx, reactor, token, waiter),
+            None => Poll::Ready(self.passer.usable()),
+        }
+    }
+
+    /// The next descriptor, or `None` once the peer closed in an orderly way
+    /// and nothing received is left.
+    pub fn poll_recv<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        request: &mut RecvRequest,
+    ) -> Poll<Result<Option<OwnedFd>, Error>> {
+        self.register(&mut request.waiter, cx);
+        if self.received.is_empty() {
+            self.drive(reactor, request.waiter.key);
+        }
+        if let Some(fd) = self.received.pop_front() {
+            self.finish(request);
+            return Poll::Ready(Ok(Some(fd)));
+        }
+        if request.token.is_none() {
+            match self.passer.push_recv() {
+                Ok(token) => request.token = Some(token),
+                Err(Error::PeerClosed) => {
+                    self.finish(request);
+                    return Poll::Ready(Ok(None));
+                }
+                Err(e) => {
+                    self.finish(request);
+                    return Poll::Ready(Err(e));
+                }
+            }
+            // A new request may be served at once (read ahead) or need I/O.
+            self.drive(reactor, request.waiter.key);
+            if let Some(fd) = self.received.pop_front() {
+                self.finish(request);
+                return Poll::Ready(Ok(Some(fd)));
+            }
+        }
+        if self.passer.is_peer_closed() {
+            self.finish(request);
+            return Poll::Ready(Ok(None));
+        }
+        match self.passer.usable() {
+            Ok(()) => Poll::Pending,
+            Err(e) => {
+                self.finish(request);
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    /// A `recv()` future was dropped: withdraw its request if the passer has
+    /// not fulfilled it; if it has, the descriptor waits for the next receiver.
+    pub fn cancel_recv(&mut self, request: &mut RecvRequest) {
+        self.finish(request);
+    }
+
+    /// Removes a waiting task's waker (its future completed or was dropped).
+    pub fn forget(&mut self, waiter: &mut Waiter) {
+        if let Some(key) = waiter.key.take() {
+            self.wakers
+                .wakers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .try_remove(key);
+        }
+    }
+
+    /// Closes the passer (see [`Passer::close`]) and wakes every waiting task.
+    /// Descriptors received and not yet claimed are closed too.
+    pub fn close(&mut self) {
+        self.passer.close();
+        self.received.clear();
+        self.fan_out.wake_by_ref();
+    }
+
+    fn finish(&mut self, request: &mut RecvRequest) {
+        if let Some(token) = request.token.take() {
+            self.passer.cancel_recv(token);
+        }
+        self.forget(&mut request.waiter);
+    }
+
+    fn settle(
+        &mut self,
+        waiter: &mut Waiter,
+        usable: Result<(), Error>,
+    ) -> Poll<Result<(), Error>> {
+        match usable {
+            Ok(()) => Poll::Pending,
+            Err(e) => {
+                self.forget(waiter);
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    fn register(&mut self, waiter: &mut Waiter, cx: &Context<'_>) {
+        let mut wakers = self.wakers.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        match waiter.key.and_then(|key| wakers.get_mut(key)) {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => waiter.key = Some(wakers.insert(cx.waker().clone())),
+        }
+    }
+
+    /// Does all the I/O the passer wants and the reactor allows, arms the
+    /// reactor for the rest, and collects the events.
+    ///
+    /// Events wake every waiting task but `driving`, the one doing the work,
+    /// which checks its own condition right after.
+    fn drive<R: Reactor>(&mut self, reactor: &mut R, driving: Option<usize>) {
+        let fan_out = self.fan_out.clone();
+        let mut cx = Context::from_waker(&fan_out);
+        loop {
+            let now = Instant::now();
+            self.passer.handle_timeout(now);
+            let interest = self.passer.interest();
+            let mut progressed = false;
+            for (direction, want) in [
+                (Direction::Write, interest.write),
+                (Direction::Read, interest.read),
+            ] {
+                progressed |= match want {
+                    Want::Idle => false,
+                    Want::Now => {
+                        self.handle(direction, now);
+                        true
+                    }
+                    Want::WhenReady => {
+                        let passer = &mut self.passer;
+                        let mut attempt = || {
+                            match direction {
+                                Direction::Read => passer.handle_readable(now),
+                                Direction::Write => passer.handle_writable(now),
+                            }
+                            let want = passer.interest();
+                            let want = if direction == Direction::Read {
+                                want.read
+                            } else {
+                                want.write
+                            };
+                            want == Want::WhenReady
+                        };
+                        match reactor.poll_ready(&mut cx, direction, &mut attempt) {
+                            Poll::Ready(Ok(())) => true,
+                            Poll::Ready(Err(e)) => {
+                                self.fail_from_reactor(e);
+                                true
+                            }
+                            Poll::Pending => false,
+                        }
+                    }
+                };
+            }
+            if let Some(deadline) = self.passer.poll_timeout() {
+                progressed |= reactor.poll_deadline(&mut cx, deadline).is_ready();
+            }
+            if self.collect_events() {
+                self.wakers.wake_except(driving);
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, direction: Direction, now: Instant) {
+        match direction {
+            Direction::Read => self.passer.handle_readable(now),
+            Direction::Write => self.passer.handle_writable(now),
+        }
+    }
+
+    /// A reactor that cannot watch the socket leaves the passer deaf: fail it
+    /// so every waiting task learns why instead of waiting forever.
+    fn fail_from_reactor(&mut self, e: io::Error) {
+        self.passer.abort(e.into());
+        self.collect_events();
+    }
+
+    /// Moves the passer's events into the shared state; true if any arrived.
+    fn collect_events(&mut self) -> bool {
+        let mut any = false;
+        while let Some(event) = self.passer.poll_event() {
+            any = true;
+            match event {
+                Event::Sent(token) => self.sent_through = Some(token),
+                Event::Received(_, fd) => self.received.push_back(fd),
+                Event::Closed | Event::Failed(_) => {}
+            }
+        }
+        any
+    }
+}

@@ -1,0 +1,72 @@
+//! Accepting passers at a filesystem path.
+
+use std::path::Path;
+
+use fdpass_core::{Config, Error};
+
+use crate::Passer;
+
+/// A listening socket at a filesystem path whose connections become passers.
+///
+/// Created like [`fdpass_core::socket::Listener`]: mode `0600` unless asked
+/// otherwise, with no moment at which it is more open; a stale socket file is
+/// replaced, a live one is an error.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-listener-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let listener = fdpass_tokio::Listener::bind(dir.join("sock"))?;
+/// let (client, server) = tokio::try_join!(fdpass_tokio::Passer::connect(dir.join("sock")), listener.accept())?;
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// client.send(read_end.into()).await?;
+/// assert!(server.recv().await?.is_some());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    inner: tokio::net::UnixListener,
+    config: Config,
+}
+
+impl Listener {
+    /// Binds at `path` with mode `0600`; accepted passers use the default
+    /// [`Config`].
+    pub fn bind(path: impl AsRef<Path>) -> Result<Listener, Error> {
+        Listener::bind_with(path, 0o600, Config::default())
+    }
+
+    /// Binds at `path` with the given permission bits; accepted passers use
+    /// `config`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-bind-with-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// let _listener = fdpass_tokio::Listener::bind_with(dir.join("sock"), 0o660, config)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_with(path: impl AsRef<Path>, mode: u32, config: Config) -> Result<Listener, Error> {
+        let listener = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
+        let std = std::os::unix::net::UnixListener::from(listener.into_fd());
+        Ok(Listener {
+            inner: tokio::net::UnixListener::from_std(std)?,
+            config,
+        })
+    }
+
+    /// Waits for the next connection and wraps it in a passer.
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe: a connection is taken from the kernel only
+    /// in the poll that completes.
+    pub async fn accept(&self) -> Result<Passer, Error> {
+        let (stream, _addr) = self.inner.accept().await?;
+        Passer::with_config(stream.into_std()?.into(), self.config)
+    }
+}
