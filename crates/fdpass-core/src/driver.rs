@@ -151,6 +151,9 @@ pub struct Driver {
     received: VecDeque<OwnedFd>,
     /// Every token up to and including this one has been sent.
     sent_through: Option<SendToken>,
+    /// Every receive request up to and including this one has been fulfilled
+    /// (requests are fulfilled in order).
+    received_through: Option<RecvToken>,
     /// The last token pushed (flush waits for it).
     last_pushed: Option<SendToken>,
 }
@@ -166,6 +169,7 @@ impl Driver {
             fan_out,
             received: VecDeque::new(),
             sent_through: None,
+            received_through: None,
             last_pushed: None,
         }
     }
@@ -234,6 +238,14 @@ impl Driver {
         if let Some(fd) = self.received.pop_front() {
             self.finish(request);
             return Poll::Ready(Ok(Some(fd)));
+        }
+        // Our request was fulfilled, but another receiver took its descriptor
+        // (any receiver takes the oldest): ask again, or nobody reads for us.
+        if request
+            .token
+            .is_some_and(|token| Some(token) <= self.received_through)
+        {
+            request.token = None;
         }
         if request.token.is_none() {
             match self.passer.push_recv() {
@@ -403,10 +415,65 @@ impl Driver {
             any = true;
             match event {
                 Event::Sent(token) => self.sent_through = Some(token),
-                Event::Received(_, fd) => self.received.push_back(fd),
+                Event::Received(token, fd) => {
+                    self.received_through = Some(token);
+                    self.received.push_back(fd);
+                }
                 Event::Closed | Event::Failed(_) => {}
             }
         }
         any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    /// A socket that is always worth trying and a clock past every deadline.
+    struct AlwaysReady;
+
+    impl Reactor for AlwaysReady {
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+            _direction: Direction,
+            attempt: &mut dyn FnMut() -> bool,
+        ) -> Poll<io::Result<()>> {
+            attempt();
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_deadline(&mut self, _cx: &mut Context<'_>, _deadline: Instant) -> Poll<()> {
+            Poll::Ready(())
+        }
+    }
+
+    fn send_one(driver: &mut Driver) {
+        let (read_end, _write_end) = rustix::pipe::pipe().unwrap();
+        let token = driver.push_send(read_end).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let sent = driver.poll_sent(&mut cx, &mut AlwaysReady, token, &mut Waiter::default());
+        assert!(matches!(sent, Poll::Ready(Ok(()))));
+    }
+
+    #[test]
+    fn a_receiver_whose_descriptor_another_took_asks_again() {
+        let (a, b) = Passer::pair(Config::default()).unwrap();
+        let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+        let mut cx = Context::from_waker(Waker::noop());
+
+        let mut first = RecvRequest::default();
+        assert!(b.poll_recv(&mut cx, &mut AlwaysReady, &mut first).is_pending());
+        send_one(&mut a);
+        // Read for `first`'s request, taken by `second`.
+        let mut second = RecvRequest::default();
+        let taken = b.poll_recv(&mut cx, &mut AlwaysReady, &mut second);
+        assert!(matches!(taken, Poll::Ready(Ok(Some(_)))));
+
+        send_one(&mut a);
+        let next = b.poll_recv(&mut cx, &mut AlwaysReady, &mut first);
+        assert!(matches!(next, Poll::Ready(Ok(Some(_)))));
     }
 }

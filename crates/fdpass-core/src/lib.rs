@@ -51,8 +51,11 @@
 //!             let wait = passer.poll_timeout().map_or(std::time::Duration::from_millis(10), |t| t.saturating_duration_since(now));
 //!             Some(Timespec::try_from(wait)?)
 //!         };
+//!         // With nothing to wait for on the socket, leave it out of the poll:
+//!         // a hung-up socket reports HUP even with an empty event mask.
 //!         let mut fds = [PollFd::from_borrowed_fd(std::os::fd::AsFd::as_fd(&*passer), flags)];
-//!         poll(&mut fds, timeout.as_ref())?;
+//!         let watched = if flags.is_empty() { &mut fds[..0] } else { &mut fds[..] };
+//!         poll(watched, timeout.as_ref())?;
 //!         let ready = fds[0].revents();
 //!         let now = Instant::now();
 //!         if interest.read == Want::Now || ready.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {

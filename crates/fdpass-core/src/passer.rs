@@ -2,12 +2,13 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::io::Errno;
 
 use crate::recv_queue::{Delivery, RecvQueue};
-use crate::reservation::{Room, Slots};
+use crate::reservation::{Room, Slots, REFUSAL_MARGIN};
 use crate::retry::Retry;
 use crate::send_queue::SendQueue;
 use crate::sys::{Received, RecvMode, Sys, SystemCalls};
@@ -64,7 +65,9 @@ enum State {
 #[derive(Debug)]
 pub struct Passer<S: Sys = SystemCalls> {
     sys: S,
-    socket: OwnedFd,
+    /// Shared only with reactor registrations (see [`Passer::shared_socket`]),
+    /// so that they can own what they watch.
+    socket: Arc<OwnedFd>,
     config: Config,
     state: State,
     send: SendQueue,
@@ -136,7 +139,7 @@ impl<S: Sys> Passer<S> {
         };
         Ok(Passer {
             sys,
-            socket,
+            socket: Arc::new(socket),
             config,
             state: State::Open,
             send: SendQueue::default(),
@@ -306,7 +309,8 @@ impl<S: Sys> Passer<S> {
     /// descriptor read ahead is closed, and the socket is shut down so the peer
     /// sees end-of-stream. Descriptors already taken by the kernel still reach
     /// the peer. The socket descriptor itself stays open (so a reactor
-    /// registration stays valid) until the passer is dropped. Later pushes
+    /// registration stays valid) until the passer and every
+    /// [`shared_socket`](Self::shared_socket) handle are dropped. Later pushes
     /// return [`Error::Closed`].
     ///
     /// ```
@@ -536,7 +540,12 @@ impl<S: Sys> Passer<S> {
             }
         }
         self.slots.note_success();
-        self.recv_retry.reset();
+        // A success ends the backoff, unless the refill above just started
+        // one: then the reservation is short and only that retry takes the
+        // slots back (clearing it would leave the passer waiting forever).
+        if self.slots.is_ready() {
+            self.recv_retry.reset();
+        }
         self.deliver_received();
     }
 
@@ -556,19 +565,25 @@ impl<S: Sys> Passer<S> {
             return self.fail(ProtocolError::DescriptorsRefused.into());
         }
         // Peek: the message is still queued. Is there room for its descriptors
-        // (as many as its bytes promise, less those owed by an earlier read)?
+        // (as many as its bytes promise, less those owed by an earlier read),
+        // with a margin against other threads taking slots before the retry?
+        // At least one more than arrived: after a partial write on the
+        // sender's side a message has more descriptors than bytes, and room
+        // for only those that did arrive is the full table, not a refusal.
         let expected = got
             .bytes
             .saturating_sub(self.recv.owed_bytes())
-            .clamp(1, max);
-        match self
-            .slots
-            .probe(&mut self.sys, self.socket.as_fd(), expected)
-        {
+            .clamp(arrived + 1, max);
+        match self.slots.probe(
+            &mut self.sys,
+            self.socket.as_fd(),
+            expected + REFUSAL_MARGIN,
+        ) {
             Ok(Room::Full) => self.recv_retry.back_off(now),
-            // Room now: the table was full a moment ago, or the kernel refuses
-            // these descriptors. The probe slots stay held and are freed right
-            // before the retry; a refusal repeats whatever room there is.
+            // Ample room now: the table was full a moment ago, or the kernel
+            // refuses these descriptors. The probe slots stay held and are
+            // freed right before the retry; a refusal repeats whatever room
+            // there is.
             Ok(Room::Available) => {
                 if self.slots.note_refusal() {
                     self.fail(ProtocolError::DescriptorsRefused.into());
@@ -709,6 +724,28 @@ impl<S: Sys> Drop for Passer<S> {
                 self.sys.close(fd);
             }
         }
+    }
+}
+
+impl<S: Sys> Passer<S> {
+    /// A shared owner of the socket, for a reactor that must own what it
+    /// watches (async-io's `Async<T>` owns its `T`). The descriptor stays open
+    /// until the passer and every such handle are dropped, so a registration
+    /// holding one never outlives the socket it names, whatever the drop
+    /// order, and no descriptor is duplicated. Like [`as_fd`](AsFd::as_fd) it
+    /// is for registering only: reading from or writing to it would
+    /// desynchronise the stream.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let handle = a.shared_socket();
+    /// assert_eq!(handle.as_raw_fd(), a.as_raw_fd());
+    /// # Ok(()) }
+    /// ```
+    pub fn shared_socket(&self) -> Arc<OwnedFd> {
+        Arc::clone(&self.socket)
     }
 }
 

@@ -29,6 +29,14 @@ pub(crate) enum Slots {
 /// rather than a table that other threads keep filling.
 pub(crate) const REFUSALS_BEFORE_ERROR: u32 = 4;
 
+/// Room a probe must find beyond a truncated message's own descriptors before
+/// the truncation counts towards a refusal. Between closing the probe slots
+/// and the retried peek, other threads can take a few slots, and in a nearly
+/// full table they do so again and again; room for the message alone would
+/// then read as a refusal. A security module's refusal repeats with any
+/// amount of room, so asking for more only spares the nearly full table.
+pub(crate) const REFUSAL_MARGIN: usize = 16;
+
 /// The outcome of trying to take `n` table slots.
 pub(crate) enum Room {
     /// All `n` slots were taken (and are held).
@@ -48,11 +56,16 @@ impl Slots {
             slots: Vec::with_capacity(size),
             size,
         };
-        match slots.refill(sys)? {
-            Room::Available => Ok(slots),
-            Room::Full => {
+        // Whatever the outcome, what was taken goes back through `sys`.
+        match slots.refill(sys) {
+            Ok(Room::Available) => Ok(slots),
+            Ok(Room::Full) => {
                 slots.close_all(sys);
                 Err(Errno::MFILE)
+            }
+            Err(e) => {
+                slots.close_all(sys);
+                Err(e)
             }
         }
     }

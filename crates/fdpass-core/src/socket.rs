@@ -73,10 +73,74 @@ pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug)]
 pub struct Listener {
     socket: OwnedFd,
     path: PathBuf,
+    admit: Option<PeerCheck>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("socket", &self.socket)
+            .field("path", &self.path)
+            .field("peer_check", &self.admit.is_some())
+            .finish()
+    }
+}
+
+/// Who is at the other end of a Unix-domain socket, as the kernel recorded it
+/// when the peer connected (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's process id at connect time.
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
+/// A caller's rule for which peers a [`Listener`] admits.
+pub type PeerCheck = std::sync::Arc<dyn Fn(&PeerCredentials) -> bool + Send + Sync>;
+
+/// The credentials of the process at the other end of `socket` (Linux).
+///
+/// ```
+/// let (a, _b) = fdpass_core::socket::pair()?;
+/// let peer = fdpass_core::socket::peer_credentials(&a)?;
+/// assert_eq!(peer.pid as u32, std::process::id());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn peer_credentials(socket: impl AsFd) -> io::Result<PeerCredentials> {
+    let cred = rustix::net::sockopt::socket_peercred(socket)?;
+    Ok(PeerCredentials { pid: cred.pid.as_raw_pid(), uid: cred.uid.as_raw(), gid: cred.gid.as_raw() })
+}
+
+/// Applies `check` to the peer of a freshly accepted `socket`: `Ok` hands the
+/// socket back, a refusal closes it and returns
+/// [`io::ErrorKind::PermissionDenied`] naming the peer. Adapters' listeners
+/// call this so every one of them enforces the same rule.
+///
+/// ```
+/// use std::sync::Arc;
+/// let (a, _b) = fdpass_core::socket::pair()?;
+/// let nobody_else: fdpass_core::socket::PeerCheck = Arc::new(|peer| peer.uid == 65534);
+/// let err = fdpass_core::socket::admit(a, &nobody_else).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
+    let peer = peer_credentials(&socket)?;
+    if check(&peer) {
+        Ok(socket)
+    } else {
+        drop(socket);
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("refused a connection from pid {} (uid {}, gid {}): the peer check said no", peer.pid, peer.uid, peer.gid),
+        ))
+    }
 }
 
 impl Listener {
@@ -112,12 +176,45 @@ impl Listener {
     }
 
     /// Accepts one waiting connection (close-on-exec), or returns
-    /// [`io::ErrorKind::WouldBlock`] when none waits.
+    /// [`io::ErrorKind::WouldBlock`] when none waits. With a peer check set
+    /// ([`set_peer_check`](Self::set_peer_check)), a refused peer's connection
+    /// is closed and reported as [`io::ErrorKind::PermissionDenied`]; accept
+    /// again for the next one.
     pub fn accept(&self) -> io::Result<OwnedFd> {
-        Ok(rustix::net::accept_with(
-            &self.socket,
-            SocketFlags::CLOEXEC,
-        )?)
+        let socket = rustix::net::accept_with(&self.socket, SocketFlags::CLOEXEC)?;
+        match &self.admit {
+            Some(check) => admit(socket, check),
+            None => Ok(socket),
+        }
+    }
+
+    /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
+    /// connect time) pass `check`.
+    ///
+    /// ```
+    /// use fdpass_core::socket::{connect, Listener};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("fdpass-doc-peer-check-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut listener = Listener::bind(dir.join("sock"))?;
+    /// let me = rustix::process::getuid().as_raw();
+    /// listener.set_peer_check(move |peer| peer.uid == me);
+    /// let _client = connect(listener.path())?;
+    /// assert!(listener.accept().is_ok());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_peer_check(
+        &mut self,
+        check: impl Fn(&PeerCredentials) -> bool + Send + Sync + 'static,
+    ) {
+        self.admit = Some(std::sync::Arc::new(check));
+    }
+
+    /// The peer check set with [`set_peer_check`](Self::set_peer_check), for
+    /// adapters that accept through their own reactor.
+    pub fn peer_check(&self) -> Option<&PeerCheck> {
+        self.admit.as_ref()
     }
 
     /// The path the listener is bound at.
@@ -135,6 +232,7 @@ impl Listener {
     }
 
     /// The listening socket, for example to hand it to a successor process.
+    /// A peer check does not travel with it.
     pub fn into_fd(self) -> OwnedFd {
         self.socket
     }
@@ -221,5 +319,6 @@ fn bind_in(staging: &Path, path: &Path, mode: u32) -> io::Result<Listener> {
     Ok(Listener {
         socket,
         path: path.to_path_buf(),
+        admit: None,
     })
 }

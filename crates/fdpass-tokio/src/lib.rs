@@ -53,6 +53,7 @@ mod reactor;
 mod stream;
 
 pub use crate::futures::{Flush, RecvFd, SendFd};
+pub use fdpass_core::socket::PeerCredentials;
 pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};
 pub use listener::Listener;
 pub use passer::Passer;

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use fdpass_core::socket::{PeerCheck, PeerCredentials};
 use fdpass_core::{Config, Error};
 
 use crate::Passer;
@@ -25,10 +26,20 @@ use crate::Passer;
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Listener {
     inner: tokio::net::UnixListener,
     config: Config,
+    peer_check: Option<PeerCheck>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .field("peer_check", &self.peer_check.is_some())
+            .finish()
+    }
 }
 
 impl Listener {
@@ -57,16 +68,48 @@ impl Listener {
         Ok(Listener {
             inner: tokio::net::UnixListener::from_std(std)?,
             config,
+            peer_check: None,
         })
     }
 
+    /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
+    /// connect time) pass `check`; see [`Listener::accept`] for refusals.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-peer-check-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut listener = fdpass_tokio::Listener::bind(dir.join("sock"))?;
+    /// let me = rustix::process::getuid().as_raw();
+    /// listener.set_peer_check(move |peer| peer.uid == me);
+    /// let (_client, _server) = tokio::try_join!(fdpass_tokio::Passer::connect(dir.join("sock")), listener.accept())?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_peer_check(
+        &mut self,
+        check: impl Fn(&PeerCredentials) -> bool + Send + Sync + 'static,
+    ) {
+        self.peer_check = Some(std::sync::Arc::new(check));
+    }
+
     /// Waits for the next connection and wraps it in a passer.
+    ///
+    /// With a peer check set, a refused peer's connection is closed and this
+    /// returns an [`Error::Io`] of kind `PermissionDenied` naming the peer;
+    /// call `accept` again for the next connection.
     ///
     /// # Cancel safety
     /// This method is cancel safe: a connection is taken from the kernel only
     /// in the poll that completes.
     pub async fn accept(&self) -> Result<Passer, Error> {
         let (stream, _addr) = self.inner.accept().await?;
-        Passer::with_config(stream.into_std()?.into(), self.config)
+        let socket: std::os::fd::OwnedFd = stream.into_std()?.into();
+        let socket = match &self.peer_check {
+            Some(check) => fdpass_core::socket::admit(socket, check)?,
+            None => socket,
+        };
+        Passer::with_config(socket, self.config)
     }
 }

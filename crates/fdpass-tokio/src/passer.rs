@@ -1,6 +1,6 @@
 //! The tokio passer: a handle on one connection, cloneable across tasks.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,8 +17,6 @@ pub(crate) struct Shared {
 }
 
 pub(crate) struct Inner {
-    // Declared first so it is dropped first: the registration ends while the
-    // socket (owned by the core passer in `driver`) is still open.
     pub(crate) reactor: TokioReactor,
     pub(crate) driver: Driver,
 }
@@ -129,7 +127,7 @@ impl Passer {
     /// ```
     pub fn with_config(socket: OwnedFd, config: Config) -> Result<Passer, Error> {
         let core = fdpass_core::Passer::new(socket, config)?;
-        let reactor = TokioReactor::new(core.as_raw_fd())?;
+        let reactor = TokioReactor::new(core.shared_socket())?;
         let inner = Inner {
             reactor,
             driver: Driver::new(core),

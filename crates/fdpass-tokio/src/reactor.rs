@@ -3,8 +3,9 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -13,39 +14,20 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::Sleep;
 
-/// The passer's socket number, for registration only. The socket itself is
-/// owned by the core passer, which outlives this registration (see
-/// [`Shared`](crate::passer::Shared): the reactor is dropped first).
-pub(crate) struct SocketNumber(RawFd);
-
-impl AsRawFd for SocketNumber {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
 pub(crate) struct TokioReactor {
-    io: AsyncFd<SocketNumber>,
+    io: AsyncFd<Arc<OwnedFd>>,
     timer: Option<(Instant, Pin<Box<Sleep>>)>,
 }
 
 impl TokioReactor {
-    /// Registers the socket with the current runtime's reactor.
-    ///
-    /// `fd` must be the socket of the core passer that [`Inner`](crate::passer::Inner)
-    /// holds beside this reactor.
-    pub(crate) fn new(fd: RawFd) -> io::Result<Self> {
-        // SAFETY: `fd` is the socket owned by the core passer in the same
-        // `Inner` as this reactor. The core passer closes its socket only when
-        // it is dropped (close() and failures shut it down but keep the
-        // descriptor), and `Inner` declares the reactor before the driver, so
-        // this registration is dropped while the descriptor is still open and
-        // still names the same socket. `SocketNumber` always returns `fd`.
+    /// Registers the passer's socket with the current runtime's reactor.
+    pub(crate) fn new(socket: Arc<OwnedFd>) -> io::Result<Self> {
+        // SAFETY: the registration owns a shared handle on the socket (the
+        // core passer holds the other), so the descriptor stays open and
+        // names the same socket for as long as the `AsyncFd` exists, and an
+        // `Arc<OwnedFd>` always reports the same number.
         let io = unsafe {
-            AsyncFd::register_with_interest(
-                SocketNumber(fd),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE)
         }?;
         Ok(TokioReactor { io, timer: None })
     }
