@@ -1,0 +1,112 @@
+//! # fdpass-mio
+//!
+//! Pass open file descriptors between processes over Unix-domain sockets,
+//! from a [mio] event loop you own: non-blocking, buffered, in order, and
+//! without ever losing a descriptor, even when the receiving process's
+//! descriptor table is full.
+//!
+//! A [`Passer`] wraps one connected socket and is a [`mio::event::Source`]:
+//! register it in your [`Poll`](mio::Poll) under your own [`Token`](mio::Token).
+//! Queue work with [`push_send`](Passer::push_send) and
+//! [`push_recv`](Passer::push_recv), feed it your poll's events with
+//! [`handle_event`](Passer::handle_event) and the clock with
+//! [`handle_timeout`](Passer::handle_timeout), and drain what happened with
+//! [`poll_event`](Passer::poll_event): [`Event::Sent`], [`Event::Received`]
+//! (with the descriptor), [`Event::Closed`], [`Event::Failed`]. All of it is
+//! the sans-IO state machine of [`fdpass_core`]; this crate only connects it
+//! to mio.
+//!
+//! ## The driving loop
+//! Drain events first (a push may complete at once), then poll with the
+//! passer's timeout, then hand over what the poll saw and the time:
+//!
+//! ```
+//! use std::time::Instant;
+//! use mio::{Events, Interest, Poll, Token};
+//! use fdpass_mio::{Event, Passer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (mut parent, mut worker) = Passer::pair()?;
+//! let mut poll = Poll::new()?;
+//! poll.registry().register(&mut worker, Token(7), Interest::READABLE | Interest::WRITABLE)?;
+//! worker.push_recv()?; // nothing there yet: the loop waits for it
+//! let (read_end, _write_end) = rustix::pipe::pipe()?;
+//! parent.push_send(read_end)?;
+//!
+//! let mut events = Events::with_capacity(64);
+//! let _fd = loop {
+//!     if let Some(event) = worker.poll_event() {
+//!         match event {
+//!             Event::Received(_token, fd) => break fd,
+//!             Event::Closed => return Err("the parent closed early".into()),
+//!             Event::Failed(e) => return Err(e.into()),
+//!             _ => continue,
+//!         }
+//!     }
+//!     poll.poll(&mut events, worker.poll_duration(Instant::now()))?;
+//!     for event in events.iter().filter(|e| e.token() == Token(7)) {
+//!         worker.handle_event(event);
+//!     }
+//!     worker.handle_timeout(Instant::now());
+//! };
+//! # Ok(()) }
+//! ```
+//!
+//! ## Registration and edge-triggering
+//! mio is edge-triggered, and a passer is registered for
+//! [`READABLE`](mio::Interest::READABLE) | [`WRITABLE`](mio::Interest::WRITABLE)
+//! once, whatever it currently wants (the `interests` given to `register` are
+//! not used). It never needs a reregistration to make progress:
+//!
+//! - An edge that comes while nothing is queued or requested is not needed
+//!   later. The passer marks a direction as blocked only when the socket
+//!   actually said `EAGAIN`, and any edge for that direction clears the mark.
+//!   A later [`push_send`](Passer::push_send) or
+//!   [`push_recv`](Passer::push_recv) therefore finds the direction unblocked
+//!   and does the I/O right away instead of waiting for an edge that will
+//!   not come.
+//! - Every [`handle_event`](Passer::handle_event) does I/O until the socket
+//!   would block or the passer wants nothing more, as edge-triggering
+//!   requires. A direction that hit `EAGAIN` is woken by the next edge, which
+//!   comes because the registration always covers both directions.
+//! - An edge for a direction the passer does not want costs a wake-up and no
+//!   system call. (A passer that only sends, for example, gets a writable
+//!   event when its peer reads.) The kernel merges such edges, so it is at
+//!   most one event per direction per `Poll::poll`. Reregistering whenever
+//!   the wanted directions change would cost an `epoll_ctl` each time instead,
+//!   and the passer would need its own [`Registry`](mio::Registry) handle (one
+//!   more descriptor) to do it from a push.
+//!
+//! So no method of a passer leaves work to be done "now": whatever is left
+//! waits for an event of your poll or for
+//! [`poll_timeout`](Passer::poll_timeout). Your part is to pass every event
+//! that carries the passer's token to [`handle_event`](Passer::handle_event)
+//! (an edge that is dropped does not come again), and to call
+//! [`handle_timeout`](Passer::handle_timeout) after every poll.
+//!
+//! ## Timers
+//! mio has no timers. A passer waits on a deadline only after the kernel said
+//! "not now": the descriptor table was full when descriptors arrived, or send
+//! back-pressure (`ETOOMANYREFS`, `ENOBUFS`). Pass
+//! [`poll_duration`](Passer::poll_duration) (the smallest over your passers)
+//! to [`Poll::poll`](mio::Poll::poll), and call
+//! [`handle_timeout`](Passer::handle_timeout) after every poll. It is cheap
+//! when nothing is due.
+//!
+//! ## Child processes
+//! [`fdpass_core::child::Handoff`] gives a spawned child one end of a new
+//! connection; the child takes it with
+//! [`fdpass_core::child::adopt_inherited`] and wraps it with
+//! [`Passer::new`]. `examples/mio_server.rs` is a TCP server that hands every
+//! connection to such a worker.
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod listener;
+mod passer;
+
+pub use fdpass_core::{
+    Config, Error, Event, ProtocolError, RecvToken, Reservation, RetryPolicy, SendToken,
+};
+pub use listener::Listener;
+pub use passer::Passer;

@@ -1,0 +1,494 @@
+//! The mio passer: the core state machine as a mio event source.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fdpass_core::{Config, Error, Event, RecvToken, SendToken, Want};
+use mio::event::Source;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+/// Passes file descriptors over one connected Unix-domain socket, driven by
+/// your mio loop.
+///
+/// Register it in your [`Poll`](mio::Poll) under a [`Token`] of your choice
+/// (it always registers for both directions, see the crate docs), pass it the
+/// events with that token ([`handle_event`](Self::handle_event)), call
+/// [`handle_timeout`](Self::handle_timeout) after each poll, and drain
+/// [`poll_event`](Self::poll_event) after every call, pushes included: a push
+/// may complete at once.
+///
+/// Sending and receiving are independent. Descriptors arrive in the order
+/// they were pushed, each exactly once, close-on-exec.
+///
+/// ```
+/// use std::time::Instant;
+/// use mio::{Events, Interest, Poll, Token};
+/// use fdpass_mio::{Event, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (mut left, mut right) = Passer::pair()?;
+/// let mut poll = Poll::new()?;
+/// poll.registry().register(&mut right, Token(1), Interest::READABLE | Interest::WRITABLE)?;
+///
+/// let asked = right.push_recv()?; // nothing there yet: waits for an edge
+/// let (read_end, _write_end) = rustix::pipe::pipe()?;
+/// left.push_send(read_end)?; // written at once
+///
+/// let mut events = Events::with_capacity(8);
+/// loop {
+///     if let Some(Event::Received(token, _fd)) = right.poll_event() {
+///         assert_eq!(token, asked);
+///         break;
+///     }
+///     poll.poll(&mut events, right.poll_duration(Instant::now()))?;
+///     for event in events.iter() {
+///         right.handle_event(event);
+///     }
+///     right.handle_timeout(Instant::now());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Passer {
+    core: fdpass_core::Passer,
+}
+
+impl Passer {
+    /// Wraps a connected `AF_UNIX` socket (`SOCK_STREAM` or `SOCK_SEQPACKET`)
+    /// with the default [`Config`]. The socket is made non-blocking.
+    ///
+    /// # Errors
+    /// As [`fdpass_core::Passer::new`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let passer = fdpass_mio::Passer::new(a.into())?;
+    /// # drop(passer); Ok(()) }
+    /// ```
+    pub fn new(socket: OwnedFd) -> Result<Passer, Error> {
+        Passer::with_config(socket, Config::default())
+    }
+
+    /// Wraps a connected socket with the given settings.
+    ///
+    /// # Errors
+    /// As [`fdpass_core::Passer::new`].
+    ///
+    /// ```
+    /// use fdpass_mio::{Config, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let passer = Passer::with_config(a.into(), Config::default().with_max_fds_per_message(1))?;
+    /// assert_eq!(passer.config().max_fds_per_message, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_config(socket: OwnedFd, config: Config) -> Result<Passer, Error> {
+        Ok(Passer::from_core(fdpass_core::Passer::new(socket, config)?))
+    }
+
+    /// Drives a core passer from mio. Work already queued in it is done
+    /// now, as far as the socket allows; drain [`poll_event`](Self::poll_event)
+    /// afterwards.
+    ///
+    /// ```
+    /// use fdpass_core::Config;
+    /// use fdpass_mio::{Event, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut core, _peer) = fdpass_core::Passer::pair(Config::default())?;
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// core.push_send(read_end)?;
+    /// let mut passer = Passer::from_core(core);
+    /// assert!(matches!(passer.poll_event(), Some(Event::Sent(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn from_core(core: fdpass_core::Passer) -> Passer {
+        let mut passer = Passer { core };
+        passer.run_ready(Instant::now());
+        passer
+    }
+
+    /// Two passers joined by a new socketpair.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (_left, _right) = fdpass_mio::Passer::pair()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pair() -> Result<(Passer, Passer), Error> {
+        Passer::pair_with_config(Config::default())
+    }
+
+    /// Two passers joined by a new socketpair, both with `config`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let config = fdpass_mio::Config::default().with_max_fds_per_message(253);
+    /// let (left, _right) = fdpass_mio::Passer::pair_with_config(config)?;
+    /// assert_eq!(left.config().max_fds_per_message, 253);
+    /// # Ok(()) }
+    /// ```
+    pub fn pair_with_config(config: Config) -> Result<(Passer, Passer), Error> {
+        let (a, b) = fdpass_core::Passer::pair(config)?;
+        Ok((Passer::from_core(a), Passer::from_core(b)))
+    }
+
+    /// Wraps a connected std `UnixStream`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let _passer = fdpass_mio::Passer::from_std(a)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_std(stream: UnixStream) -> Result<Passer, Error> {
+        Passer::new(stream.into())
+    }
+
+    /// Wraps a connected mio `UnixStream`. Deregister the stream first if it
+    /// was registered: its registration would otherwise live on under its old
+    /// token.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = mio::net::UnixStream::pair()?;
+    /// let _passer = fdpass_mio::Passer::from_mio(a)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_mio(stream: mio::net::UnixStream) -> Result<Passer, Error> {
+        Passer::new(stream.into())
+    }
+
+    /// Connects to a [`Listener`](crate::Listener) (or any `AF_UNIX` stream
+    /// listener) at `path`. Connecting to a Unix socket completes at once
+    /// unless the listener's backlog is full; then this call waits for room,
+    /// like `connect(2)`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-mio-doc-connect-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_mio::Listener::bind(dir.join("sock"))?;
+    /// let client = fdpass_mio::Passer::connect(dir.join("sock"))?;
+    /// assert!(listener.accept()?.is_some());
+    /// # drop(client); std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connect(path: impl AsRef<Path>) -> Result<Passer, Error> {
+        Passer::new(fdpass_core::socket::connect(path)?)
+    }
+
+    /// The settings this passer was created with.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (a, _b) = fdpass_mio::Passer::pair()?;
+    /// assert_eq!(*a.config(), fdpass_mio::Config::default());
+    /// # Ok(()) }
+    /// ```
+    pub fn config(&self) -> &Config {
+        self.core.config()
+    }
+
+    /// The core state machine, for its read-only accessors
+    /// ([`queued_sends`](fdpass_core::Passer::queued_sends),
+    /// [`outstanding_recvs`](fdpass_core::Passer::outstanding_recvs),
+    /// [`usable`](fdpass_core::Passer::usable),
+    /// [`interest`](fdpass_core::Passer::interest), ...).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (a, _b) = fdpass_mio::Passer::pair()?;
+    /// assert_eq!(a.core().queued_sends(), 0);
+    /// assert!(a.core().usable().is_ok());
+    /// # Ok(()) }
+    /// ```
+    pub fn core(&self) -> &fdpass_core::Passer {
+        &self.core
+    }
+
+    // ---- inputs ----
+
+    /// Queues `fd` to be sent and writes it right away if the socket takes it;
+    /// otherwise it goes out on a later writable event, in order.
+    /// [`Event::Sent`] with this token, or a later one (one event may
+    /// acknowledge several pushes), reports that the kernel took it; our copy
+    /// is closed then. Send a `try_clone` to keep your own copy.
+    ///
+    /// # Errors
+    /// After a failure, the failure's error; after [`close`](Self::close),
+    /// [`Error::Closed`]. `fd` is closed in both cases.
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, _b) = Passer::pair()?;
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// let token = a.push_send(read_end)?;
+    /// // An empty socket buffer took it at once.
+    /// assert!(matches!(a.poll_event(), Some(Event::Sent(t)) if t == token));
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, Error> {
+        let token = self.core.push_send(fd)?;
+        self.run_ready(Instant::now());
+        Ok(token)
+    }
+
+    /// Asks for the next descriptor and reads right away if the socket may
+    /// hold it; otherwise it comes on a later readable event.
+    /// [`Event::Received`] with this token brings it. The passer reads only
+    /// while requests are outstanding, so a peer cannot make it hold
+    /// descriptors nobody asked for (beyond one message).
+    ///
+    /// # Errors
+    /// After a failure, the failure's error; after [`close`](Self::close),
+    /// [`Error::Closed`]; after [`Event::Closed`], once every descriptor read
+    /// ahead was handed out, [`Error::PeerClosed`].
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, mut b) = Passer::pair()?;
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send(read_end)?;
+    /// let token = b.push_recv()?;
+    /// // The descriptor was already in the socket.
+    /// assert!(matches!(b.poll_event(), Some(Event::Received(t, _fd)) if t == token));
+    /// # Ok(()) }
+    /// ```
+    pub fn push_recv(&mut self) -> Result<RecvToken, Error> {
+        let token = self.core.push_recv()?;
+        self.run_ready(Instant::now());
+        Ok(token)
+    }
+
+    /// Withdraws a receive request that has not been fulfilled yet. Returns
+    /// false if it was already fulfilled (its [`Event::Received`] is queued or
+    /// was drained) or never existed. Later descriptors go to the remaining
+    /// requests, in order.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (_a, mut b) = fdpass_mio::Passer::pair()?;
+    /// let token = b.push_recv()?;
+    /// assert!(b.cancel_recv(token));
+    /// assert_eq!(b.core().outstanding_recvs(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel_recv(&mut self, token: RecvToken) -> bool {
+        self.core.cancel_recv(token)
+    }
+
+    /// Handles one event of your poll that carries this passer's token: does
+    /// the I/O it allows, until the socket would block or nothing is left to
+    /// do. Pass every such event: mio is edge-triggered, so a direction
+    /// waiting for readiness gets no second event. Spurious or repeated
+    /// events are harmless.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mio::{Events, Interest, Poll, Token};
+    /// use fdpass_mio::{Event, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, mut b) = Passer::pair()?;
+    /// let mut poll = Poll::new()?;
+    /// poll.registry().register(&mut b, Token(0), Interest::READABLE | Interest::WRITABLE)?;
+    /// b.push_recv()?;
+    /// a.close(); // the peer sees end-of-stream
+    ///
+    /// let mut events = Events::with_capacity(8);
+    /// while b.core().usable().is_ok() && !b.core().is_peer_closed() {
+    ///     poll.poll(&mut events, Some(Duration::from_secs(10)))?;
+    ///     for event in events.iter() {
+    ///         b.handle_event(event);
+    ///     }
+    /// }
+    /// assert!(matches!(b.poll_event(), Some(Event::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn handle_event(&mut self, event: &mio::event::Event) {
+        let now = Instant::now();
+        // Errors and hang-ups count for both directions: the next attempt in
+        // either reports them as a failure or an orderly close.
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.core.handle_readable(now);
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            self.core.handle_writable(now);
+        }
+        self.run_ready(now);
+    }
+
+    /// Time has advanced to `now`: runs the retries that are due, and the I/O
+    /// they allow. Cheap when nothing is due; call it after every poll.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (mut a, _b) = fdpass_mio::Passer::pair()?;
+    /// a.handle_timeout(Instant::now());
+    /// assert!(a.poll_event().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        self.run_ready(now);
+    }
+
+    /// Closes the passer from this side: queued descriptors and descriptors
+    /// read ahead are closed, and the peer sees end-of-stream. Descriptors the
+    /// kernel already took still reach the peer. The socket itself stays open
+    /// (so the registration stays valid) until the passer is dropped;
+    /// deregister it before that. Later pushes return [`Error::Closed`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (mut a, _b) = fdpass_mio::Passer::pair()?;
+    /// a.close();
+    /// assert!(matches!(a.push_recv(), Err(fdpass_mio::Error::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&mut self) {
+        self.core.close();
+    }
+
+    // ---- outputs ----
+
+    /// The next event, oldest first. Drain until `None` after every call that
+    /// takes `&mut self`, pushes included.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (mut a, _b) = fdpass_mio::Passer::pair()?;
+    /// assert!(a.poll_event().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.poll_event()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should run next, if a
+    /// retry is pending. `None` means the passer needs no timer: it waits
+    /// only for events of your poll.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (a, _b) = fdpass_mio::Passer::pair()?;
+    /// assert_eq!(a.poll_timeout(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    /// The timeout to give [`Poll::poll`](mio::Poll::poll) for this passer's
+    /// sake: the time from `now` to [`poll_timeout`](Self::poll_timeout)
+    /// (zero if it has passed), or `None` (wait for events only). With several
+    /// passers, pass the smallest.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (a, _b) = fdpass_mio::Passer::pair()?;
+    /// assert_eq!(a.poll_duration(Instant::now()), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_duration(&self, now: Instant) -> Option<Duration> {
+        self.poll_timeout()
+            .map(|deadline| deadline.saturating_duration_since(now))
+    }
+
+    /// Does the I/O the core wants done without waiting for readiness.
+    ///
+    /// The core says [`Want::Now`] when work is waiting and the socket has not
+    /// said "would block" since the last readiness: new work after an edge
+    /// that found nothing to do, or a retry that came due. No edge will come
+    /// for that, so it must happen here. Each `handle_*` runs until the socket
+    /// would block or the direction wants nothing more, so afterwards neither
+    /// direction says `Now` (the two directions do not affect each other).
+    fn run_ready(&mut self, now: Instant) {
+        let interest = self.core.interest();
+        if interest.write == Want::Now {
+            self.core.handle_writable(now);
+        }
+        if interest.read == Want::Now {
+            self.core.handle_readable(now);
+        }
+    }
+}
+
+/// The passer registers for [`Interest::READABLE`] | [`Interest::WRITABLE`],
+/// whatever `interests` says: it needs both to never miss an edge, and it
+/// ignores the edges it does not need (see the crate docs).
+///
+/// ```
+/// use mio::{Interest, Poll, Token};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (mut a, _b) = fdpass_mio::Passer::pair()?;
+/// let poll = Poll::new()?;
+/// poll.registry().register(&mut a, Token(3), Interest::READABLE | Interest::WRITABLE)?;
+/// poll.registry().reregister(&mut a, Token(4), Interest::READABLE)?;
+/// poll.registry().deregister(&mut a)?;
+/// # Ok(()) }
+/// ```
+impl Source for Passer {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        _interests: Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.core.as_raw_fd()).register(registry, token, BOTH)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        _interests: Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.core.as_raw_fd()).reregister(registry, token, BOTH)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        SourceFd(&self.core.as_raw_fd()).deregister(registry)
+    }
+}
+
+const BOTH: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
+impl AsFd for Passer {
+    /// The socket. Do not read from or write to it: that would desynchronise
+    /// the stream.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (a, _b) = fdpass_mio::Passer::pair()?;
+    /// let _socket = a.as_fd();
+    /// # Ok(()) }
+    /// ```
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.core.as_fd()
+    }
+}
+
+impl AsRawFd for Passer {
+    /// The socket's number. Do not read from or write to it.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (a, _b) = fdpass_mio::Passer::pair()?;
+    /// assert!(a.as_raw_fd() >= 0);
+    /// # Ok(()) }
+    /// ```
+    fn as_raw_fd(&self) -> RawFd {
+        self.core.as_raw_fd()
+    }
+}
