@@ -465,7 +465,9 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
 
         let mut first = RecvRequest::default();
-        assert!(b.poll_recv(&mut cx, &mut AlwaysReady, &mut first).is_pending());
+        assert!(b
+            .poll_recv(&mut cx, &mut AlwaysReady, &mut first)
+            .is_pending());
         send_one(&mut a);
         // Read for `first`'s request, taken by `second`.
         let mut second = RecvRequest::default();

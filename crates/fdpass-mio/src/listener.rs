@@ -93,6 +93,29 @@ impl Listener {
         Ok(Listener { inner, config })
     }
 
+    /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
+    /// connect time) pass `check`. A refused peer's connection is closed and
+    /// [`accept`](Self::accept) returns an [`Error::Io`] of kind
+    /// `PermissionDenied` naming it; accept again for the next connection.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-mio-doc-peer-check-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut listener = fdpass_mio::Listener::bind(dir.join("sock"))?;
+    /// listener.set_peer_check(|peer| peer.uid == u32::MAX); // nobody passes
+    /// let _client = fdpass_mio::Passer::connect(listener.path())?;
+    /// assert!(listener.accept().is_err());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_peer_check(
+        &mut self,
+        check: impl Fn(&fdpass_core::socket::PeerCredentials) -> bool + Send + Sync + 'static,
+    ) {
+        self.inner.set_peer_check(check);
+    }
+
     /// Accepts one waiting connection as a passer, or returns `None` when no
     /// connection waits.
     ///

@@ -1,0 +1,60 @@
+//! # fdpass-smol
+//!
+//! Pass open file descriptors between processes over Unix-domain sockets,
+//! from smol, async-std or any executor on async-io's reactor: non-blocking,
+//! buffered, in order, and without ever losing a descriptor, even when the
+//! receiving process's descriptor table is full.
+//!
+//! A [`Passer`] wraps one connected socket. `send(fd).await` resolves once the
+//! kernel has the descriptor, `push_send(fd)` only queues it, `recv().await`
+//! yields the next descriptor as an [`OwnedFd`](std::os::fd::OwnedFd). It is
+//! also a `Stream` and a `Sink`. All of it is driven by the sans-IO state
+//! machine of [`fdpass_core`]; this crate only connects it to async-io's
+//! reactor and timers. Its API is `fdpass-tokio`'s, so moving between the two
+//! runtimes means changing the import.
+//!
+//! ```
+//! use fdpass_smol::Passer;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # smol::block_on(async {
+//! let (parent, worker) = Passer::pair()?;
+//! let receiver = smol::spawn(async move {
+//!     let mut count = 0;
+//!     while let Some(_fd) = worker.recv().await? {
+//!         count += 1;
+//!     }
+//!     Ok::<_, fdpass_smol::Error>(count)
+//! });
+//! for _ in 0..10 {
+//!     let (read_end, _write_end) = std::io::pipe()?;
+//!     parent.send(read_end.into()).await?;
+//! }
+//! drop(parent);
+//! assert_eq!(receiver.await?, 10);
+//! # Ok(()) })
+//! # }
+//! ```
+//!
+//! ## Sharing between tasks
+//! Every method takes `&self` and [`Passer`] is `Clone`: give a clone to each
+//! task. Sending and receiving proceed at the same time; all clones share one
+//! queue per direction, so order is kept across them.
+//!
+//! ## Child processes
+//! [`Passer::spawn_child`] starts a `Command` that inherits the other end of
+//! a new connection; the child calls [`Passer::from_inherited`]. This replaces
+//! AnyEvent::FDpasser's fork + `i_am_parent`/`i_am_child`.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod futures;
+mod listener;
+mod passer;
+mod reactor;
+mod stream;
+
+pub use crate::futures::{Flush, RecvFd, SendFd};
+pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};
+pub use listener::Listener;
+pub use passer::Passer;

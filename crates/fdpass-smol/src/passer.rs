@@ -1,0 +1,445 @@
+//! The smol passer: a handle on one connection, cloneable across tasks.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_io::Async;
+use fdpass_core::child::Handoff;
+use fdpass_core::driver::{Driver, RecvRequest, Waiter};
+use fdpass_core::{Config, Error};
+
+use crate::futures::{Flush, RecvFd, SendFd};
+use crate::reactor::SmolReactor;
+
+/// What every clone of a [`Passer`] shares.
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+}
+
+pub(crate) struct Inner {
+    // The registration holds its own handle on the socket, so unlike with
+    // tokio the field order does not matter for soundness.
+    pub(crate) reactor: SmolReactor,
+    pub(crate) driver: Driver,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while the lock was held cannot leave the passer half-updated
+        // in a way that loses descriptors (each step keeps ownership in one
+        // place), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Passes file descriptors over one connected Unix-domain socket, driven by
+/// async-io's reactor (the one smol and async-std use).
+///
+/// Every method takes `&self`, and the passer is [`Clone`]: clones share the
+/// connection and its queues, so one task can send while another receives
+/// (give each a clone) without splitting. The connection closes when the last
+/// clone is dropped or [`close`](Self::close) is called.
+///
+/// Also a [`Stream`](futures_core::Stream) of received descriptors and a
+/// [`Sink`](futures_sink::Sink) of descriptors to send.
+///
+/// Needs no runtime context: it can be created anywhere and awaited on any
+/// executor (smol's, async-std's, `futures::executor`, a plain `block_on`);
+/// async-io drives the socket from whichever thread is blocked in
+/// `block_on`, or from its own thread otherwise.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use fdpass_smol::Passer;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (left, right) = Passer::pair()?;
+/// let (read_end, write_end) = std::io::pipe()?;
+/// let mut write_end = write_end;
+/// write_end.write_all(b"hi")?;
+/// drop(write_end);
+///
+/// left.send(read_end.into()).await?;
+/// let fd = right.recv().await?.expect("the peer is still open");
+/// let mut text = String::new();
+/// std::fs::File::from(fd).read_to_string(&mut text)?;
+/// assert_eq!(text, "hi");
+/// # Ok(()) })
+/// # }
+/// ```
+pub struct Passer {
+    pub(crate) shared: Arc<Shared>,
+    /// This handle's state as a `Stream` (its pending receive).
+    pub(crate) stream: RecvRequest,
+    /// This handle's state as a `Sink` (its flush waiter).
+    pub(crate) sink: Waiter,
+}
+
+impl std::fmt::Debug for Passer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.shared.lock();
+        f.debug_struct("Passer")
+            .field("core", inner.driver.passer())
+            .finish()
+    }
+}
+
+impl Clone for Passer {
+    /// Another handle on the same connection, for another task.
+    fn clone(&self) -> Self {
+        Passer {
+            shared: self.shared.clone(),
+            stream: RecvRequest::default(),
+            sink: Waiter::default(),
+        }
+    }
+}
+
+impl Drop for Passer {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        inner.driver.cancel_recv(&mut self.stream);
+        inner.driver.forget(&mut self.sink);
+    }
+}
+
+impl Passer {
+    /// Wraps a connected `AF_UNIX` socket (`SOCK_STREAM` or `SOCK_SEQPACKET`)
+    /// with the default [`Config`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().map_err(fdpass_smol::Error::from)?;
+    /// let passer = fdpass_smol::Passer::new(a.into())?;
+    /// # drop(passer); Ok(()) }
+    /// ```
+    pub fn new(socket: OwnedFd) -> Result<Passer, Error> {
+        Passer::with_config(socket, Config::default())
+    }
+
+    /// Wraps a connected socket with the given settings.
+    ///
+    /// ```
+    /// use fdpass_smol::{Config, Passer};
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().map_err(fdpass_smol::Error::from)?;
+    /// let passer = Passer::with_config(a.into(), Config::default().with_max_fds_per_message(1))?;
+    /// assert_eq!(passer.config().max_fds_per_message, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_config(socket: OwnedFd, config: Config) -> Result<Passer, Error> {
+        let core = fdpass_core::Passer::new(socket, config)?;
+        let reactor = SmolReactor::new(&core)?;
+        let inner = Inner {
+            reactor,
+            driver: Driver::new(core),
+        };
+        Ok(Passer {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(inner),
+            }),
+            stream: RecvRequest::default(),
+            sink: Waiter::default(),
+        })
+    }
+
+    /// Two passers joined by a new socketpair.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (_left, _right) = fdpass_smol::Passer::pair()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pair() -> Result<(Passer, Passer), Error> {
+        Passer::pair_with_config(Config::default())
+    }
+
+    /// Two passers joined by a new socketpair, both with `config`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let config = fdpass_smol::Config::default().with_max_fds_per_message(253);
+    /// let (_left, _right) = fdpass_smol::Passer::pair_with_config(config)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pair_with_config(config: Config) -> Result<(Passer, Passer), Error> {
+        let (a, b) = fdpass_core::socket::pair()?;
+        Ok((
+            Passer::with_config(a, config)?,
+            Passer::with_config(b, config)?,
+        ))
+    }
+
+    /// Wraps a connected std `UnixStream`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().map_err(fdpass_smol::Error::from)?;
+    /// let _passer = fdpass_smol::Passer::from_std(a)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_std(stream: UnixStream) -> Result<Passer, Error> {
+        Passer::new(stream.into())
+    }
+
+    /// Wraps a connected `Async<UnixStream>` (what async-io's
+    /// `Async::<UnixStream>::connect` and `pair` return); it leaves its own
+    /// registration first.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = async_io::Async::<std::os::unix::net::UnixStream>::pair().map_err(fdpass_smol::Error::from)?;
+    /// let _passer = fdpass_smol::Passer::from_async(a)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_async(stream: Async<UnixStream>) -> Result<Passer, Error> {
+        Passer::from_std(stream.into_inner()?)
+    }
+
+    /// Connects to a listener at `path` (see [`Listener`](crate::Listener)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-connect-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_smol::Listener::bind(dir.join("sock"))?;
+    /// let (client, server) = futures_util::try_join!(fdpass_smol::Passer::connect(dir.join("sock")), listener.accept())?;
+    /// # drop((client, server)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Passer, Error> {
+        Passer::from_async(Async::<UnixStream>::connect(path).await?)
+    }
+
+    /// Spawns `command` with the other end of a new connection, inherited at
+    /// the descriptor number named by the environment variable
+    /// [`fdpass_core::child::ENV_VAR`]. The child picks it up with
+    /// [`Passer::from_inherited`]. Our copy of the child's end is closed once
+    /// the spawn returned.
+    ///
+    /// Takes a `std::process::Command` and returns std's `Child`: its `wait`
+    /// blocks, so wait for it on a blocking thread.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// // A worker would call `Passer::from_inherited`; `true` just exits.
+    /// let mut command = std::process::Command::new("true");
+    /// let (passer, mut child) = fdpass_smol::Passer::spawn_child(&mut command)?;
+    /// assert!(passer.recv().await?.is_none()); // the child's end closed
+    /// assert!(child.wait()?.success());
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn spawn_child(
+        command: &mut std::process::Command,
+    ) -> Result<(Passer, std::process::Child), Error> {
+        Passer::spawn_child_with_config(command, Config::default())
+    }
+
+    /// [`spawn_child`](Self::spawn_child) with settings for our end.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
+    /// let mut command = std::process::Command::new("true");
+    /// let (passer, mut child) = fdpass_smol::Passer::spawn_child_with_config(&mut command, config)?;
+    /// assert_eq!(passer.config().max_fds_per_message, 1);
+    /// assert!(child.wait()?.success());
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_child_with_config(
+        command: &mut std::process::Command,
+        config: Config,
+    ) -> Result<(Passer, std::process::Child), Error> {
+        let handoff = Handoff::new()?;
+        handoff.configure(command);
+        let child = command.spawn()?;
+        Ok((Passer::with_config(handoff.finish(), config)?, child))
+    }
+
+    /// In a child started with [`spawn_child`](Self::spawn_child): the passer
+    /// on the inherited connection. Callable once per process.
+    ///
+    /// A worker that also runs on its own (as this example does):
+    ///
+    /// ```
+    /// use fdpass_smol::{Error, Passer};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// # smol::block_on(async {
+    /// match Passer::from_inherited() {
+    ///     Ok(parent) => {
+    ///         while let Some(fd) = parent.recv().await? {
+    ///             drop(fd); // serve it
+    ///         }
+    ///     }
+    ///     Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+    ///         // Not started with `spawn_child`.
+    ///     }
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn from_inherited() -> Result<Passer, Error> {
+        Passer::from_inherited_with_config(Config::default())
+    }
+
+    /// [`from_inherited`](Self::from_inherited) with settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
+    /// if let Ok(parent) = fdpass_smol::Passer::from_inherited_with_config(config) {
+    ///     assert_eq!(parent.config().max_fds_per_message, 1);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_inherited_with_config(config: Config) -> Result<Passer, Error> {
+        Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
+    }
+
+    /// The settings this passer was created with.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = fdpass_smol::Passer::pair()?;
+    /// assert_eq!(a.config(), fdpass_smol::Config::default());
+    /// # Ok(()) }
+    /// ```
+    pub fn config(&self) -> Config {
+        *self.shared.lock().driver.passer().config()
+    }
+
+    /// Sends `fd`; resolves once the kernel has taken it (not necessarily once
+    /// the peer received it). Our copy is closed then; send a
+    /// `try_clone()` to keep one.
+    ///
+    /// The descriptor is queued when `send` is called, before the first poll,
+    /// so descriptors go out in the order of the `send` calls.
+    ///
+    /// # Cancel safety
+    /// Dropping the future never un-sends and never loses the descriptor: it
+    /// stays queued and is sent in order; only the notification is lost.
+    /// (Use [`flush`](Self::flush) to wait for it anyway.)
+    ///
+    /// # Errors
+    /// The passer's failure (then `fd` and everything queued was closed), or
+    /// [`Error::Closed`] after [`close`](Self::close).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let (a, _b) = fdpass_smol::Passer::pair()?;
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// a.send(read_end.into()).await?;
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn send(&self, fd: OwnedFd) -> SendFd<'_> {
+        let token = self.shared.lock().driver.push_send(fd);
+        SendFd::new(self, token)
+    }
+
+    /// Queues `fd` and returns at once: AnyEvent::FDpasser's fire-and-forget
+    /// `push_send_fh`. It is written right away if the socket takes it;
+    /// whatever stays queued goes out the next time any operation of this
+    /// passer is polled (await [`flush`](Self::flush) to wait for it). A
+    /// failure shows up on the next call.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let (a, b) = fdpass_smol::Passer::pair()?;
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     a.push_send(read_end.into())?;
+    /// }
+    /// for _ in 0..3 {
+    ///     assert!(b.recv().await?.is_some());
+    /// }
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn push_send(&self, fd: OwnedFd) -> Result<(), Error> {
+        let mut inner = self.shared.lock();
+        let Inner { reactor, driver } = &mut *inner;
+        driver.push_send(fd)?;
+        driver.drive_now(reactor);
+        Ok(())
+    }
+
+    /// The next descriptor, in the order the peer sent them; `Ok(None)` once
+    /// the peer closed the connection in an orderly way and every descriptor
+    /// it sent was handed out. Received descriptors are close-on-exec.
+    ///
+    /// The passer reads from the socket only while a `recv` is pending, so a
+    /// peer cannot make us hold descriptors nobody asked for (beyond one
+    /// message's worth).
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe. If the future is dropped before it
+    /// completes, no descriptor is lost: one that already arrived for it goes
+    /// to the next `recv`, in order.
+    ///
+    /// # Errors
+    /// The passer's failure, for example a
+    /// [`ProtocolError`](crate::ProtocolError) from a broken peer.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let (a, b) = fdpass_smol::Passer::pair()?;
+    /// drop(a);
+    /// assert!(b.recv().await?.is_none()); // orderly close, not an error
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn recv(&self) -> RecvFd<'_> {
+        RecvFd::new(self)
+    }
+
+    /// Resolves once every descriptor queued so far has been taken by the
+    /// kernel.
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe: dropping it changes nothing queued.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let (a, _b) = fdpass_smol::Passer::pair()?;
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// a.push_send(read_end.into())?;
+    /// a.flush().await?;
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn flush(&self) -> Flush<'_> {
+        Flush::new(self)
+    }
+
+    /// Closes the connection now, for every clone: queued descriptors and
+    /// received ones nobody claimed are closed, the peer sees end-of-stream,
+    /// pending operations complete with [`Error::Closed`]. Descriptors the
+    /// kernel already took still reach the peer. Flush first to send the rest.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let (a, b) = fdpass_smol::Passer::pair()?;
+    /// a.close();
+    /// assert!(b.recv().await?.is_none());
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn close(&self) {
+        self.shared.lock().driver.close();
+    }
+}

@@ -1,0 +1,93 @@
+//! [`Passer`] as a `Stream` of received descriptors and a `Sink` of ones to send.
+
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use fdpass_core::Error;
+use futures_core::Stream;
+use futures_sink::Sink;
+
+use crate::passer::Inner;
+use crate::Passer;
+
+/// Yields received descriptors in order and ends at the peer's orderly close.
+/// An error is yielded once; the stream ends after it. Each clone of a passer
+/// is its own stream over the shared connection. Dropping the passer between
+/// polls loses nothing: a descriptor that arrived goes to the next receiver.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (a, mut b) = fdpass_smol::Passer::pair()?;
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// a.send(read_end.into()).await?;
+/// drop(a);
+/// let received: Vec<_> = (&mut b).collect().await;
+/// assert_eq!(received.len(), 1);
+/// # Ok(()) })
+/// # }
+/// ```
+impl Stream for Passer {
+    type Item = Result<OwnedFd, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let mut inner = this.shared.lock();
+        let Inner { reactor, driver } = &mut *inner;
+        match driver.poll_recv(cx, reactor, &mut this.stream) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(fd))) => Poll::Ready(Some(Ok(fd))),
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(Error::Closed)) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+        }
+    }
+}
+
+/// Queues descriptors to send. `poll_ready` is always ready (the queue is
+/// unbounded, like `push_send`); `poll_flush` waits until the kernel took
+/// everything; `poll_close` flushes, then closes the connection.
+///
+/// ```
+/// use futures_util::SinkExt;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (mut a, b) = fdpass_smol::Passer::pair()?;
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// a.send_all(&mut futures_util::stream::iter([Ok(read_end.into())])).await?;
+/// SinkExt::close(&mut a).await?; // flushes, then closes
+/// assert!(b.recv().await?.is_some());
+/// assert!(b.recv().await?.is_none());
+/// # Ok(()) })
+/// # }
+/// ```
+impl Sink<OwnedFd> for Passer {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(self.shared.lock().driver.passer().usable())
+    }
+
+    fn start_send(self: Pin<&mut Self>, fd: OwnedFd) -> Result<(), Error> {
+        Passer::push_send(&self, fd)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        let mut inner = this.shared.lock();
+        let Inner { reactor, driver } = &mut *inner;
+        driver.poll_flush(cx, reactor, &mut this.sink)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.as_mut().poll_flush(cx) {
+            Poll::Ready(Ok(())) | Poll::Ready(Err(Error::Closed)) => {
+                Passer::close(&self);
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
