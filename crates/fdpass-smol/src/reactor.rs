@@ -11,7 +11,8 @@ use std::time::Instant;
 use async_io::{Async, Timer};
 use fdpass_core::driver::{Direction, Reactor};
 
-pub(crate) struct SmolReactor {
+/// async-io's readiness for the passer's socket and a timer for its deadlines.
+pub struct SmolReactor {
     /// The registration owns a shared handle on the socket (the core passer
     /// owns the other), so the descriptor cannot close while it is
     /// registered, whichever is dropped first, and no descriptor is added.

@@ -8,7 +8,6 @@ use fdpass_core::Error;
 use futures_core::Stream;
 use futures_sink::Sink;
 
-use crate::passer::Inner;
 use crate::Passer;
 
 /// Yields received descriptors in order and ends at the peer's orderly close.
@@ -33,16 +32,7 @@ impl Stream for Passer {
     type Item = Result<OwnedFd, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let mut inner = this.shared.lock();
-        let Inner { reactor, driver } = &mut *inner;
-        match driver.poll_recv(cx, reactor, &mut this.stream) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Some(fd))) => Poll::Ready(Some(Ok(fd))),
-            Poll::Ready(Ok(None)) => Poll::Ready(None),
-            Poll::Ready(Err(Error::Closed)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-        }
+        self.get_mut().handle.poll_next(cx)
     }
 }
 
@@ -67,27 +57,18 @@ impl Sink<OwnedFd> for Passer {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(self.shared.lock().driver.passer().usable())
+        self.handle.poll_ready()
     }
 
     fn start_send(self: Pin<&mut Self>, fd: OwnedFd) -> Result<(), Error> {
-        Passer::push_send(&self, fd)
+        self.handle.push_send(fd)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let this = self.get_mut();
-        let mut inner = this.shared.lock();
-        let Inner { reactor, driver } = &mut *inner;
-        driver.poll_flush(cx, reactor, &mut this.sink)
+        self.get_mut().handle.poll_flush(cx)
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        match self.as_mut().poll_flush(cx) {
-            Poll::Ready(Ok(())) | Poll::Ready(Err(Error::Closed)) => {
-                Passer::close(&self);
-                Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().handle.poll_close(cx)
     }
 }

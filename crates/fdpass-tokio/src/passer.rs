@@ -2,33 +2,13 @@
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use fdpass_core::child::Handoff;
-use fdpass_core::driver::{Driver, RecvRequest, Waiter};
+use fdpass_core::driver::Handle;
 use fdpass_core::{Config, Error};
 
-use crate::futures::{Flush, RecvFd, SendFd};
 use crate::reactor::TokioReactor;
-
-/// What every clone of a [`Passer`] shares.
-pub(crate) struct Shared {
-    inner: Mutex<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) reactor: TokioReactor,
-    pub(crate) driver: Driver,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while the lock was held cannot leave the passer half-updated
-        // in a way that loses descriptors (each step keeps ownership in one
-        // place), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use crate::{Flush, RecvFd, SendFd};
 
 /// Passes file descriptors over one connected Unix-domain socket, driven by
 /// the tokio runtime it was created in.
@@ -63,40 +43,9 @@ impl Shared {
 /// assert_eq!(text, "hi");
 /// # Ok(()) }
 /// ```
+#[derive(Debug, Clone)]
 pub struct Passer {
-    pub(crate) shared: Arc<Shared>,
-    /// This handle's state as a `Stream` (its pending receive).
-    pub(crate) stream: RecvRequest,
-    /// This handle's state as a `Sink` (its flush waiter).
-    pub(crate) sink: Waiter,
-}
-
-impl std::fmt::Debug for Passer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let inner = self.shared.lock();
-        f.debug_struct("Passer")
-            .field("core", inner.driver.passer())
-            .finish()
-    }
-}
-
-impl Clone for Passer {
-    /// Another handle on the same connection, for another task.
-    fn clone(&self) -> Self {
-        Passer {
-            shared: self.shared.clone(),
-            stream: RecvRequest::default(),
-            sink: Waiter::default(),
-        }
-    }
-}
-
-impl Drop for Passer {
-    fn drop(&mut self) {
-        let mut inner = self.shared.lock();
-        inner.driver.cancel_recv(&mut self.stream);
-        inner.driver.forget(&mut self.sink);
-    }
+    pub(crate) handle: Handle<TokioReactor>,
 }
 
 impl Passer {
@@ -128,16 +77,8 @@ impl Passer {
     pub fn with_config(socket: OwnedFd, config: Config) -> Result<Passer, Error> {
         let core = fdpass_core::Passer::new(socket, config)?;
         let reactor = TokioReactor::new(core.shared_socket())?;
-        let inner = Inner {
-            reactor,
-            driver: Driver::new(core),
-        };
         Ok(Passer {
-            shared: Arc::new(Shared {
-                inner: Mutex::new(inner),
-            }),
-            stream: RecvRequest::default(),
-            sink: Waiter::default(),
+            handle: Handle::new(core, reactor),
         })
     }
 
@@ -284,7 +225,7 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn config(&self) -> Config {
-        *self.shared.lock().driver.passer().config()
+        self.handle.config()
     }
 
     /// Sends `fd`; resolves once the kernel has taken it (not necessarily once
@@ -312,8 +253,7 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn send(&self, fd: OwnedFd) -> SendFd<'_> {
-        let token = self.shared.lock().driver.push_send(fd);
-        SendFd::new(self, token)
+        self.handle.send(fd)
     }
 
     /// Queues `fd` and returns at once: AnyEvent::FDpasser's fire-and-forget
@@ -336,11 +276,7 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn push_send(&self, fd: OwnedFd) -> Result<(), Error> {
-        let mut inner = self.shared.lock();
-        let Inner { reactor, driver } = &mut *inner;
-        driver.push_send(fd)?;
-        driver.drive_now(reactor);
-        Ok(())
+        self.handle.push_send(fd)
     }
 
     /// The next descriptor, in the order the peer sent them; `Ok(None)` once
@@ -369,7 +305,7 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn recv(&self) -> RecvFd<'_> {
-        RecvFd::new(self)
+        self.handle.recv()
     }
 
     /// Resolves once every descriptor queued so far has been taken by the
@@ -388,7 +324,7 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn flush(&self) -> Flush<'_> {
-        Flush::new(self)
+        self.handle.flush()
     }
 
     /// Closes the connection now, for every clone: queued descriptors and
@@ -405,6 +341,6 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn close(&self) {
-        self.shared.lock().driver.close();
+        self.handle.close();
     }
 }

@@ -14,7 +14,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::Sleep;
 
-pub(crate) struct TokioReactor {
+/// tokio's readiness for the passer's socket and a timer for its deadlines.
+pub struct TokioReactor {
     io: AsyncFd<Arc<OwnedFd>>,
     timer: Option<(Instant, Pin<Box<Sleep>>)>,
 }

@@ -2,9 +2,12 @@
 //!
 //! `fdpass-tokio` and `fdpass-smol` share everything here: which I/O to attempt
 //! when, waking every waiting task, handing received descriptors to receivers
-//! in order whatever futures get dropped, and reporting sends, closes and
-//! failures. An adapter supplies only a [`Reactor`] (its runtime's readiness
-//! and timer) and a lock around the [`Driver`].
+//! in order whatever futures get dropped, reporting sends, closes and
+//! failures ([`Driver`]); the lock around driver and reactor, the handles
+//! users clone across tasks, `Stream`/`Sink` polling ([`Handle`]); and the
+//! futures of `send`, `recv` and `flush` ([`SendFd`], [`RecvFd`], [`Flush`]).
+//! An adapter supplies only a [`Reactor`] (its runtime's readiness and timer)
+//! and documented wrappers.
 //!
 //! The driving rule: a task that waits on the passer first registers its waker
 //! (so no wake-up can slip between the check and the wait), then drives, then
@@ -21,6 +24,12 @@ use std::time::Instant;
 use slab::Slab;
 
 use crate::{Error, Event, Passer, RecvToken, SendToken, Want};
+
+mod futures;
+mod handle;
+
+pub use futures::{Flush, RecvFd, SendFd};
+pub use handle::Handle;
 
 /// One direction of the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

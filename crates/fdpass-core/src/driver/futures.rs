@@ -1,0 +1,149 @@
+//! The futures of an async passer's `send`, `recv` and `flush`, generic over
+//! the adapter's reactor.
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::handle::{Locked, Shared};
+use super::{Reactor, RecvRequest, Waiter};
+use crate::{Error, SendToken};
+
+/// Future of `send`: resolves once the kernel took the descriptor.
+///
+/// The descriptor was queued when `send` was called. Dropping this future
+/// never un-sends it; only the notification is lost.
+#[must_use = "the descriptor is queued either way; await to learn when it was sent"]
+pub struct SendFd<'a, R> {
+    shared: &'a Shared<R>,
+    /// The queued descriptor's token, or why it could not be queued.
+    token: Option<Result<SendToken, Error>>,
+    waiter: Waiter,
+}
+
+impl<'a, R> SendFd<'a, R> {
+    pub(crate) fn new(shared: &'a Shared<R>, token: Result<SendToken, Error>) -> Self {
+        SendFd {
+            shared,
+            token: Some(token),
+            waiter: Waiter::default(),
+        }
+    }
+}
+
+impl<R: Reactor> Future for SendFd<'_, R> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let token = match this.token.take() {
+            Some(Ok(token)) => token,
+            Some(Err(e)) => return Poll::Ready(Err(e)),
+            None => panic!("SendFd polled after completion"),
+        };
+        let mut locked = this.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        let poll = driver.poll_sent(cx, reactor, token, &mut this.waiter);
+        if poll.is_pending() {
+            this.token = Some(Ok(token));
+        }
+        poll
+    }
+}
+
+impl<R> Drop for SendFd<'_, R> {
+    fn drop(&mut self) {
+        self.shared.lock().driver.forget(&mut self.waiter);
+    }
+}
+
+impl<R> std::fmt::Debug for SendFd<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendFd")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// Future of `recv`: the next descriptor, or `None` at the peer's orderly
+/// close. Cancel safe: a descriptor that arrived for a dropped `RecvFd` goes
+/// to the next receiver, in order.
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvFd<'a, R> {
+    shared: &'a Shared<R>,
+    request: RecvRequest,
+}
+
+impl<'a, R> RecvFd<'a, R> {
+    pub(crate) fn new(shared: &'a Shared<R>) -> Self {
+        RecvFd {
+            shared,
+            request: RecvRequest::default(),
+        }
+    }
+}
+
+impl<R: Reactor> Future for RecvFd<'_, R> {
+    type Output = Result<Option<OwnedFd>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut locked = this.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.poll_recv(cx, reactor, &mut this.request)
+    }
+}
+
+impl<R> Drop for RecvFd<'_, R> {
+    fn drop(&mut self) {
+        self.shared.lock().driver.cancel_recv(&mut self.request);
+    }
+}
+
+impl<R> std::fmt::Debug for RecvFd<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvFd")
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+/// Future of `flush`: resolves once everything queued was sent. Cancel safe.
+#[must_use = "futures do nothing unless polled"]
+pub struct Flush<'a, R> {
+    shared: &'a Shared<R>,
+    waiter: Waiter,
+}
+
+impl<'a, R> Flush<'a, R> {
+    pub(crate) fn new(shared: &'a Shared<R>) -> Self {
+        Flush {
+            shared,
+            waiter: Waiter::default(),
+        }
+    }
+}
+
+impl<R: Reactor> Future for Flush<'_, R> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut locked = this.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.poll_flush(cx, reactor, &mut this.waiter)
+    }
+}
+
+impl<R> Drop for Flush<'_, R> {
+    fn drop(&mut self) {
+        self.shared.lock().driver.forget(&mut self.waiter);
+    }
+}
+
+impl<R> std::fmt::Debug for Flush<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flush").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,178 @@
+//! One shared, locked driver and reactor, and the handles async adapters give
+//! their users.
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use super::futures::{Flush, RecvFd, SendFd};
+use super::{Driver, Reactor, RecvRequest, Waiter};
+use crate::{Config, Error, Passer};
+
+/// The driver and the reactor of one connection, behind one lock. Every
+/// operation locks it briefly and never across an `.await`.
+pub(crate) struct Shared<R> {
+    inner: Mutex<Locked<R>>,
+}
+
+pub(crate) struct Locked<R> {
+    pub(crate) reactor: R,
+    pub(crate) driver: Driver,
+}
+
+impl<R> Shared<R> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Locked<R>> {
+        // A panic while the lock was held cannot leave the passer half-updated
+        // in a way that loses descriptors (each step keeps ownership in one
+        // place), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What an async adapter's passer is made of: a clonable handle on the shared
+/// driver and reactor, plus this handle's own state as a `Stream` and a
+/// `Sink`. Adapters wrap it in their documented `Passer` type.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # #[derive(Debug)] struct AlwaysReady;
+/// # impl Reactor for AlwaysReady {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { attempt(); Poll::Ready(Ok(())) }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, _: Instant) -> Poll<()> { Poll::Ready(()) }
+/// # }
+/// use std::task::Waker;
+/// use fdpass_core::driver::Handle;
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = Passer::pair(Config::default())?;
+/// let (a, mut b) = (Handle::new(a, AlwaysReady), Handle::new(b, AlwaysReady));
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// a.push_send(read_end.into())?;
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+/// # Ok(()) }
+/// ```
+pub struct Handle<R: Reactor> {
+    shared: Arc<Shared<R>>,
+    /// This handle's pending receive as a `Stream`.
+    stream: RecvRequest,
+    /// This handle's flush waiter as a `Sink`.
+    sink: Waiter,
+}
+
+impl<R: Reactor> std::fmt::Debug for Handle<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("passer", self.shared.lock().driver.passer())
+            .finish()
+    }
+}
+
+impl<R: Reactor> Clone for Handle<R> {
+    /// Another handle on the same connection, with its own stream and sink state.
+    fn clone(&self) -> Self {
+        Handle {
+            shared: self.shared.clone(),
+            stream: RecvRequest::default(),
+            sink: Waiter::default(),
+        }
+    }
+}
+
+impl<R: Reactor> Drop for Handle<R> {
+    fn drop(&mut self) {
+        let mut locked = self.shared.lock();
+        locked.driver.cancel_recv(&mut self.stream);
+        locked.driver.forget(&mut self.sink);
+    }
+}
+
+impl<R: Reactor> Handle<R> {
+    /// Joins a passer with the reactor registration of its socket.
+    pub fn new(passer: Passer, reactor: R) -> Self {
+        let locked = Locked {
+            reactor,
+            driver: Driver::new(passer),
+        };
+        Handle {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(locked),
+            }),
+            stream: RecvRequest::default(),
+            sink: Waiter::default(),
+        }
+    }
+
+    /// The passer's settings.
+    pub fn config(&self) -> Config {
+        *self.shared.lock().driver.passer().config()
+    }
+
+    /// Queues `fd` at once; the future resolves when the kernel took it.
+    pub fn send(&self, fd: OwnedFd) -> SendFd<'_, R> {
+        let token = self.shared.lock().driver.push_send(fd);
+        SendFd::new(&self.shared, token)
+    }
+
+    /// Queues `fd` and writes what the socket takes now.
+    pub fn push_send(&self, fd: OwnedFd) -> Result<(), Error> {
+        let mut locked = self.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.push_send(fd)?;
+        driver.drive_now(reactor);
+        Ok(())
+    }
+
+    /// The next received descriptor; `None` at the peer's orderly close.
+    pub fn recv(&self) -> RecvFd<'_, R> {
+        RecvFd::new(&self.shared)
+    }
+
+    /// Resolves once everything queued so far was taken by the kernel.
+    pub fn flush(&self) -> Flush<'_, R> {
+        Flush::new(&self.shared)
+    }
+
+    /// Closes the connection for every handle (see [`Driver::close`]).
+    pub fn close(&self) {
+        self.shared.lock().driver.close();
+    }
+
+    /// `Stream::poll_next`: received descriptors in order; ends at the peer's
+    /// orderly close or after this side closed; an error is yielded once.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<OwnedFd, Error>>> {
+        let mut locked = self.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        match driver.poll_recv(cx, reactor, &mut self.stream) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(fd))) => Poll::Ready(Some(Ok(fd))),
+            Poll::Ready(Ok(None)) | Poll::Ready(Err(Error::Closed)) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    /// `Sink::poll_ready`: the queue is unbounded, so ready while usable.
+    pub fn poll_ready(&self) -> Poll<Result<(), Error>> {
+        Poll::Ready(self.shared.lock().driver.passer().usable())
+    }
+
+    /// `Sink::poll_flush`: everything queued taken by the kernel.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut locked = self.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.poll_flush(cx, reactor, &mut self.sink)
+    }
+
+    /// `Sink::poll_close`: flush, then close the connection.
+    pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.poll_flush(cx) {
+            Poll::Ready(Ok(())) | Poll::Ready(Err(Error::Closed)) => {
+                self.close();
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
