@@ -1,0 +1,190 @@
+//! fdpass-tokio behind the [`Adapter`] facade: each passer owns a tokio
+//! runtime (current-thread, or multi-thread for
+//! [`Adapter::new_multi_thread`]) and every call is a `block_on` on it.
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use ::tokio::runtime::{Builder, Runtime, RuntimeFlavor};
+use ::tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
+use fdpass_tokio::{Listener, Passer};
+
+use crate::{timed_out, Adapter, Config, Done, Error, Ticked, Wait, Worker, OVERALL};
+
+/// A waker for a poll whose wake-up nobody waits for: a pending future is
+/// polled again inside `block_on`, with the runtime's waker.
+struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// A tokio passer and the runtime that drives it.
+pub struct Tokio {
+    // Declared first so it is dropped first, while its runtime still runs.
+    passer: Passer,
+    runtime: Runtime,
+}
+
+impl Tokio {
+    fn current_thread() -> Result<Runtime, Error> {
+        // I/O and time only: the signal driver would keep process-wide
+        // descriptors open, which the leak counts would see.
+        Ok(Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?)
+    }
+
+    fn on(runtime: Runtime, socket: OwnedFd, config: Config) -> Result<Tokio, Error> {
+        let passer = {
+            let _context = runtime.enter();
+            Passer::with_config(socket, config)?
+        };
+        Ok(Tokio { passer, runtime })
+    }
+
+    /// Runs `future` to completion on the passer's runtime; fails after
+    /// [`OVERALL`].
+    fn block<T>(&self, what: &str, future: impl Future<Output = T>) -> T {
+        let mut future = pin!(future);
+        // Many operations complete at once (the descriptor is already
+        // waiting); only one that has to wait needs the timer that bounds it,
+        // which costs more than the operation itself in long runs.
+        {
+            let _context = self.runtime.enter();
+            let waker = Waker::from(Arc::new(NoWake));
+            if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+                return output;
+            }
+        }
+        self.runtime.block_on(async {
+            timeout(OVERALL, future)
+                .await
+                .unwrap_or_else(|_| timed_out(what))
+        })
+    }
+}
+
+impl Adapter for Tokio {
+    const NAME: &'static str = "tokio";
+
+    fn new(socket: OwnedFd, config: Config) -> Result<Self, Error> {
+        Tokio::on(Tokio::current_thread()?, socket, config)
+    }
+
+    fn new_multi_thread(socket: OwnedFd, config: Config) -> Result<Self, Error> {
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_io()
+            .enable_time()
+            .build()?;
+        Tokio::on(runtime, socket, config)
+    }
+
+    fn accept(path: &Path, before_accept: &mut dyn FnMut()) -> Result<Self, Error> {
+        let runtime = Tokio::current_thread()?;
+        let listener = {
+            let _context = runtime.enter();
+            Listener::bind(path)?
+        };
+        before_accept();
+        let passer = runtime.block_on(async {
+            timeout(OVERALL, listener.accept())
+                .await
+                .unwrap_or_else(|_| timed_out("accept"))
+        })?;
+        drop(listener);
+        Ok(Tokio { passer, runtime })
+    }
+
+    fn connect(path: &Path) -> Result<Self, Error> {
+        let runtime = Tokio::current_thread()?;
+        let passer = runtime.block_on(async {
+            timeout(OVERALL, Passer::connect(path))
+                .await
+                .unwrap_or_else(|_| timed_out("connect"))
+        })?;
+        Ok(Tokio { passer, runtime })
+    }
+
+    fn send(&mut self, fd: OwnedFd) -> Result<(), Error> {
+        self.block("send", self.passer.send(fd))
+    }
+
+    fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error> {
+        // Inside the runtime: a send retry arms a tokio timer.
+        let _context = self.runtime.enter();
+        self.passer.push_send(fd)
+    }
+
+    fn recv(&mut self) -> Result<Option<OwnedFd>, Error> {
+        self.block("recv", self.passer.recv())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.block("flush", self.passer.flush())
+    }
+
+    fn while_ticking(
+        &mut self,
+        wait: Wait,
+        period: Duration,
+        on_tick: &mut dyn FnMut(u64),
+    ) -> Ticked {
+        let passer = &self.passer;
+        self.runtime.block_on(async {
+            let mut operation: Pin<Box<dyn Future<Output = Result<Done, Error>> + '_>> = match wait
+            {
+                Wait::Recv => Box::pin(async { passer.recv().await.map(Done::Received) }),
+                Wait::Flush => Box::pin(async { passer.flush().await.map(|()| Done::Flushed) }),
+            };
+            let mut ticker = interval_at(Instant::now() + period, period);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let give_up = sleep(OVERALL);
+            ::tokio::pin!(give_up);
+            let mut ticks = 0;
+            loop {
+                ::tokio::select! {
+                    biased;
+                    result = &mut operation => return Ticked { result, ticks },
+                    _ = ticker.tick() => {
+                        ticks += 1;
+                        on_tick(ticks);
+                    }
+                    () = &mut give_up => timed_out("an operation with a ticking timer"),
+                }
+            }
+        })
+    }
+
+    fn close(&mut self) {
+        self.passer.close();
+    }
+
+    fn spawn_worker(&mut self, mut step: Box<dyn FnMut() -> bool + Send>) -> Worker {
+        if self.runtime.handle().runtime_flavor() != RuntimeFlavor::MultiThread {
+            // A current-thread runtime runs tasks only inside `block_on`: a
+            // thread is the concurrent worker there.
+            return Worker::thread(step);
+        }
+        let task = self.runtime.spawn(async move {
+            while step() {
+                ::tokio::task::yield_now().await;
+            }
+        });
+        let handle = self.runtime.handle().clone();
+        Worker::new(move || match handle.block_on(task) {
+            Ok(()) => {}
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("worker task ended abnormally: {e}"),
+            },
+        })
+    }
+}

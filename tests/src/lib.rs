@@ -1,0 +1,269 @@
+//! # fdpass-conformance
+//!
+//! The cross-process conformance suite. Every behaviour AnyEvent::FDpasser's
+//! tests checked, and what it could not promise, is written once here as a
+//! scenario generic over [`Adapter`], and every fdpass adapter runs all of
+//! them between real processes.
+//!
+//! ## Plugging in an adapter
+//! 1. Add the adapter crate to `[dependencies]` in this package's
+//!    `Cargo.toml`.
+//! 2. Implement [`Adapter`] for a type in `src/adapters/<name>.rs` and declare
+//!    the module in `src/adapters/mod.rs`. The trait is a blocking facade: each
+//!    call runs the adapter's own event loop until the operation completes, and
+//!    panics if that takes longer than [`OVERALL`]. `src/adapters/tokio.rs`
+//!    is the model.
+//! 3. Add one line to `tests/conformance.rs`:
+//!    `fdpass_conformance::conformance_suite!(<name>, fdpass_conformance::adapters::<name>::<Type>);`
+//!
+//! That generates one `#[test]` per scenario, named `<name>::<scenario>`, so
+//! `cargo test -p fdpass-conformance <name>::` runs one adapter's suite.
+//!
+//! ## Child processes
+//! A scenario that needs another process re-runs the test binary for the same
+//! test (`--exact <adapter>::<scenario>`) with environment variables naming
+//! the role the child plays (see [`Ctx`]). The child usually inherits one end
+//! of a socketpair through [`fdpass_core::child::Handoff`], and its standard
+//! input is a pipe the parent writes to when the child may go on
+//! ([`ChildProcess::signal`]), so no step depends on timing. Anything that
+//! changes process-wide state (resource limits, a full descriptor table,
+//! descriptor counts) happens only in a child, because the test harness runs
+//! tests as threads of one process.
+
+pub mod adapters;
+mod fds;
+mod process;
+pub mod scenarios;
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::Duration;
+
+pub use fdpass_core::{Config, Error, Reservation};
+
+pub use crate::fds::{
+    expect_closed, expect_fd, fill_table, inherited, inherited_passer, is_nonblocking,
+    limit_descriptors, numbered_pipe, numbered_pipe_with, ok, open_descriptors, open_dev_null,
+    peek_number, read_number, set_nonblocking, wait_readable, TempDir,
+};
+pub use crate::process::{ChildProcess, Ctx, Finished, Results};
+
+/// The longest any single operation of a scenario may take. Reaching it is a
+/// failure: nothing ever waits for it to pass.
+pub const OVERALL: Duration = Duration::from_secs(60);
+
+/// An fdpass adapter seen from outside its event loop: every call blocks the
+/// calling thread until the operation is done, driving the adapter's own
+/// runtime or loop meanwhile.
+///
+/// Every blocking call must panic (see [`timed_out`]) when it has not
+/// completed within [`OVERALL`]: a stuck passer then fails its test instead
+/// of hanging the suite.
+pub trait Adapter: Sized + 'static {
+    /// Short lower-case name: the test module of this adapter's suite, and
+    /// what a child process checks it was started for.
+    const NAME: &'static str;
+
+    /// Wraps a connected `AF_UNIX` socket, on a single-threaded event loop.
+    fn new(socket: OwnedFd, config: Config) -> Result<Self, Error>;
+
+    /// Like [`new`](Self::new), on the adapter's multi-threaded runtime if it
+    /// has one, so that [`spawn_worker`](Self::spawn_worker) work runs in
+    /// parallel with the passer. Adapters without one keep the default.
+    fn new_multi_thread(socket: OwnedFd, config: Config) -> Result<Self, Error> {
+        Self::new(socket, config)
+    }
+
+    /// Binds a listener at `path` (default [`Config`]), calls `before_accept`
+    /// (which starts whoever will connect) and accepts one connection.
+    ///
+    /// The default uses [`fdpass_core::socket::Listener`]; an adapter with
+    /// its own listener should use that instead.
+    fn accept(path: &Path, before_accept: &mut dyn FnMut()) -> Result<Self, Error> {
+        let listener = fdpass_core::socket::Listener::bind(path)?;
+        before_accept();
+        wait_readable(&listener, "a connection to accept");
+        Self::new(listener.accept()?, Config::default())
+    }
+
+    /// Connects to a listener at `path` (default [`Config`]).
+    ///
+    /// The default uses [`fdpass_core::socket::connect`]; an adapter with its
+    /// own `connect` should use that instead.
+    fn connect(path: &Path) -> Result<Self, Error> {
+        Self::new(fdpass_core::socket::connect(path)?, Config::default())
+    }
+
+    /// Sends `fd` and returns once the kernel took it.
+    fn send(&mut self, fd: OwnedFd) -> Result<(), Error>;
+
+    /// Queues `fd` and returns at once.
+    fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error>;
+
+    /// The next descriptor; `Ok(None)` at the peer's orderly close.
+    fn recv(&mut self) -> Result<Option<OwnedFd>, Error>;
+
+    /// Returns once the kernel took everything queued.
+    fn flush(&mut self) -> Result<(), Error>;
+
+    /// Waits for `wait` while a timer of this event loop fires every
+    /// `period`, calling `on_tick` with the tick's number (1, 2, ...) each
+    /// time. Only an event loop that never blocks in the operation keeps the
+    /// timer firing, which is what scenarios count.
+    fn while_ticking(
+        &mut self,
+        wait: Wait,
+        period: Duration,
+        on_tick: &mut dyn FnMut(u64),
+    ) -> Ticked;
+
+    /// Closes the connection from this side (the peer sees end of stream).
+    fn close(&mut self);
+
+    /// Runs `step` over and over, concurrently with this passer, until it
+    /// returns false: as a task of the adapter's runtime where that runs in
+    /// parallel ([`new_multi_thread`](Self::new_multi_thread)), otherwise on
+    /// a thread of its own (the default).
+    fn spawn_worker(&mut self, step: Box<dyn FnMut() -> bool + Send>) -> Worker {
+        Worker::thread(step)
+    }
+}
+
+/// What [`Adapter::while_ticking`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The next descriptor ([`Adapter::recv`]).
+    Recv,
+    /// Everything queued taken by the kernel ([`Adapter::flush`]).
+    Flush,
+}
+
+/// What a [`Wait`] ended with.
+#[derive(Debug)]
+pub enum Done {
+    /// [`Wait::Recv`]: the descriptor, or `None` at the peer's orderly close.
+    Received(Option<OwnedFd>),
+    /// [`Wait::Flush`] completed.
+    Flushed,
+}
+
+/// The outcome of [`Adapter::while_ticking`].
+#[derive(Debug)]
+pub struct Ticked {
+    /// How the operation ended.
+    pub result: Result<Done, Error>,
+    /// How many times the timer fired while it was pending.
+    pub ticks: u64,
+}
+
+impl Ticked {
+    /// The outcome of a [`Wait::Recv`], as [`Adapter::recv`] returns it.
+    pub fn received(self) -> Result<Option<OwnedFd>, Error> {
+        match self.result? {
+            Done::Received(fd) => Ok(fd),
+            Done::Flushed => panic!("a receive completed as a flush"),
+        }
+    }
+
+    /// The outcome of a [`Wait::Flush`].
+    pub fn flushed(self) -> Result<(), Error> {
+        match self.result? {
+            Done::Flushed => Ok(()),
+            Done::Received(_) => panic!("a flush completed as a receive"),
+        }
+    }
+}
+
+/// Work started by [`Adapter::spawn_worker`].
+pub struct Worker(Box<dyn FnOnce() + Send>);
+
+impl Worker {
+    /// A worker whose `join` runs `join`, which must wait for the work to end
+    /// and re-raise its panic if it had one.
+    pub fn new(join: impl FnOnce() + Send + 'static) -> Worker {
+        Worker(Box::new(join))
+    }
+
+    /// Runs `step` on a new thread until it returns false.
+    pub fn thread(mut step: Box<dyn FnMut() -> bool + Send>) -> Worker {
+        let thread = std::thread::spawn(move || while step() {});
+        Worker::new(move || {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        })
+    }
+
+    /// Waits for the work to end (its step returned false); re-raises its
+    /// panic.
+    pub fn join(self) {
+        (self.0)()
+    }
+}
+
+/// Fails the current operation for taking longer than [`OVERALL`].
+pub fn timed_out(what: &str) -> ! {
+    panic!("{what} did not complete within {OVERALL:?}")
+}
+
+/// Runs `scenario` as the process's role: the parent when the test harness
+/// started this test, a child's role when a scenario re-ran the binary.
+/// `test_path` is `module_path!()::<test name>` of the generated test.
+pub fn run<A: Adapter>(test_path: &str, scenario: fn(&Ctx)) {
+    let ctx = Ctx::new(A::NAME, test_path);
+    scenario(&ctx);
+    ctx.done();
+}
+
+/// Generates one `#[test]` per scenario for an adapter, in a module named
+/// after it: `conformance_suite!(tokio, fdpass_conformance::adapters::tokio::Tokio);`
+/// gives `tokio::bidirectional_socketpair` and so on.
+///
+/// The list below is the registry of every scenario; a new scenario is one
+/// function in `src/scenarios/` plus one line here.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $adapter:ty) => {
+        mod $name {
+            $crate::__scenario_tests!($adapter;
+                // 1. Bidirectional, over a socketpair and over a path.
+                bidirectional_socketpair,
+                bidirectional_path,
+                // 2. Non-blocking in both directions.
+                recv_before_send_does_not_block,
+                send_before_recv_does_not_block,
+                // 3. FIFO.
+                fifo_at_once_and_after_delays,
+                // 4. Blocking status.
+                nonblocking_flag_survives_passing,
+                socket_mode_survives_spawn,
+                // 5. Passing passers.
+                passing_passers,
+                // 6. Full descriptor table.
+                full_table_sentinel,
+                full_table_peek,
+                // 7. Peer death.
+                peer_exit_is_seen_without_leaks,
+                peer_kill_is_seen_without_leaks,
+                // Beyond the original.
+                hundred_thousand_in_order,
+                nearly_full_table_with_concurrent_opens,
+                original_wire_peer,
+            );
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __scenario_tests {
+    ($adapter:ty; $($scenario:ident),* $(,)?) => {$(
+        #[test]
+        fn $scenario() {
+            $crate::run::<$adapter>(
+                concat!(module_path!(), "::", stringify!($scenario)),
+                $crate::scenarios::$scenario::<$adapter>,
+            );
+        }
+    )*};
+}

@@ -1,0 +1,26 @@
+//! The scenarios, each a function generic over [`Adapter`](crate::Adapter)
+//! that plays every role of its test (see [`Ctx::role`](crate::Ctx::role)).
+//! Re-exported flat: the names are the test names
+//! [`conformance_suite!`](crate::conformance_suite) generates.
+
+mod bidirectional;
+mod blocking_mode;
+mod concurrency;
+mod fifo;
+mod full_table;
+mod nonblocking;
+mod original_wire;
+mod passing_passers;
+mod peer_death;
+mod volume;
+
+pub use bidirectional::{bidirectional_path, bidirectional_socketpair};
+pub use blocking_mode::{nonblocking_flag_survives_passing, socket_mode_survives_spawn};
+pub use concurrency::nearly_full_table_with_concurrent_opens;
+pub use fifo::fifo_at_once_and_after_delays;
+pub use full_table::{full_table_peek, full_table_sentinel};
+pub use nonblocking::{recv_before_send_does_not_block, send_before_recv_does_not_block};
+pub use original_wire::original_wire_peer;
+pub use passing_passers::passing_passers;
+pub use peer_death::{peer_exit_is_seen_without_leaks, peer_kill_is_seen_without_leaks};
+pub use volume::hundred_thousand_in_order;
