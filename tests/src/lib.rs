@@ -12,7 +12,8 @@
 //!    the module in `src/adapters/mod.rs`. The trait is a blocking facade: each
 //!    call runs the adapter's own event loop until the operation completes, and
 //!    panics if that takes longer than [`OVERALL`]. `src/adapters/tokio.rs`
-//!    is the model.
+//!    is the model for an async adapter, `src/adapters/mio.rs` for one whose
+//!    user owns the event loop.
 //! 3. Add one line to `tests/conformance.rs`:
 //!    `fdpass_conformance::conformance_suite!(<name>, fdpass_conformance::adapters::<name>::<Type>);`
 //!

@@ -36,10 +36,10 @@ impl<R> Shared<R> {
 /// ```
 /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
 /// # use fdpass_core::driver::{Direction, Reactor};
-/// # #[derive(Debug)] struct AlwaysReady;
-/// # impl Reactor for AlwaysReady {
-/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { attempt(); Poll::Ready(Ok(())) }
-/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, _: Instant) -> Poll<()> { Poll::Ready(()) }
+/// # #[derive(Debug)] struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
 /// # }
 /// use std::task::Waker;
 /// use fdpass_core::driver::Handle;
@@ -47,7 +47,7 @@ impl<R> Shared<R> {
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let (a, b) = Passer::pair(Config::default())?;
-/// let (a, mut b) = (Handle::new(a, AlwaysReady), Handle::new(b, AlwaysReady));
+/// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
 /// let (read_end, _write_end) = std::io::pipe()?;
 /// a.push_send(read_end.into())?;
 /// let mut cx = Context::from_waker(Waker::noop());

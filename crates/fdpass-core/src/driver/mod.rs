@@ -48,17 +48,18 @@ pub enum Direction {
 /// use std::time::Instant;
 /// use fdpass_core::driver::{Direction, Reactor};
 ///
-/// /// A reactor for a socket that is always ready and a clock that has always
-/// /// passed every deadline (enough for tests of the bookkeeping).
-/// struct AlwaysReady;
+/// /// A reactor that lets the passer try whenever asked and reports readiness
+/// /// only when the try made progress, with the wall clock for deadlines.
+/// /// Enough for tests of the bookkeeping; it never wakes anyone.
+/// struct TryAlways;
 ///
-/// impl Reactor for AlwaysReady {
+/// impl Reactor for TryAlways {
 ///     fn poll_ready(&mut self, _cx: &mut Context<'_>, _d: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> {
-///         attempt();
-///         Poll::Ready(Ok(()))
+///         let would_block = attempt();
+///         if would_block { Poll::Pending } else { Poll::Ready(Ok(())) }
 ///     }
-///     fn poll_deadline(&mut self, _cx: &mut Context<'_>, _deadline: Instant) -> Poll<()> {
-///         Poll::Ready(())
+///     fn poll_deadline(&mut self, _cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+///         if Instant::now() >= deadline { Poll::Ready(()) } else { Poll::Pending }
 ///     }
 /// }
 /// ```
@@ -126,10 +127,10 @@ pub struct RecvRequest {
 /// ```
 /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
 /// # use fdpass_core::driver::{Direction, Reactor};
-/// # struct AlwaysReady;
-/// # impl Reactor for AlwaysReady {
-/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { attempt(); Poll::Ready(Ok(())) }
-/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, _: Instant) -> Poll<()> { Poll::Ready(()) }
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
 /// # }
 /// use std::task::Waker;
 /// use fdpass_core::driver::{Driver, RecvRequest, Waiter};
@@ -142,10 +143,10 @@ pub struct RecvRequest {
 ///
 /// let (read_end, _write_end) = rustix::pipe::pipe()?;
 /// let token = a.push_send(read_end)?;
-/// assert!(a.poll_sent(&mut cx, &mut AlwaysReady, token, &mut Waiter::default()).is_ready());
+/// assert!(a.poll_sent(&mut cx, &mut TryAlways, token, &mut Waiter::default()).is_ready());
 ///
 /// let mut request = RecvRequest::default();
-/// let Poll::Ready(Ok(Some(_fd))) = b.poll_recv(&mut cx, &mut AlwaysReady, &mut request) else {
+/// let Poll::Ready(Ok(Some(_fd))) = b.poll_recv(&mut cx, &mut TryAlways, &mut request) else {
 ///     panic!("the descriptor was already in the socket");
 /// };
 /// # Ok(()) }
@@ -440,22 +441,32 @@ mod tests {
     use super::*;
     use crate::Config;
 
-    /// A socket that is always worth trying and a clock past every deadline.
-    struct AlwaysReady;
+    /// Lets the passer try whenever asked and reports readiness only when the
+    /// try made progress (a reactor that kept saying "ready" to a blocked
+    /// socket would break the `Reactor` contract and spin the driver); the
+    /// wall clock decides deadlines.
+    struct TryAlways;
 
-    impl Reactor for AlwaysReady {
+    impl Reactor for TryAlways {
         fn poll_ready(
             &mut self,
             _cx: &mut Context<'_>,
             _direction: Direction,
             attempt: &mut dyn FnMut() -> bool,
         ) -> Poll<io::Result<()>> {
-            attempt();
-            Poll::Ready(Ok(()))
+            if attempt() {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
         }
 
-        fn poll_deadline(&mut self, _cx: &mut Context<'_>, _deadline: Instant) -> Poll<()> {
-            Poll::Ready(())
+        fn poll_deadline(&mut self, _cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+            if Instant::now() >= deadline {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
         }
     }
 
@@ -463,7 +474,7 @@ mod tests {
         let (read_end, _write_end) = rustix::pipe::pipe().unwrap();
         let token = driver.push_send(read_end).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
-        let sent = driver.poll_sent(&mut cx, &mut AlwaysReady, token, &mut Waiter::default());
+        let sent = driver.poll_sent(&mut cx, &mut TryAlways, token, &mut Waiter::default());
         assert!(matches!(sent, Poll::Ready(Ok(()))));
     }
 
@@ -475,16 +486,16 @@ mod tests {
 
         let mut first = RecvRequest::default();
         assert!(b
-            .poll_recv(&mut cx, &mut AlwaysReady, &mut first)
+            .poll_recv(&mut cx, &mut TryAlways, &mut first)
             .is_pending());
         send_one(&mut a);
         // Read for `first`'s request, taken by `second`.
         let mut second = RecvRequest::default();
-        let taken = b.poll_recv(&mut cx, &mut AlwaysReady, &mut second);
+        let taken = b.poll_recv(&mut cx, &mut TryAlways, &mut second);
         assert!(matches!(taken, Poll::Ready(Ok(Some(_)))));
 
         send_one(&mut a);
-        let next = b.poll_recv(&mut cx, &mut AlwaysReady, &mut first);
+        let next = b.poll_recv(&mut cx, &mut TryAlways, &mut first);
         assert!(matches!(next, Poll::Ready(Ok(Some(_)))));
     }
 }

@@ -1,0 +1,284 @@
+//! fdpass-mio behind the [`Adapter`] facade: each passer owns a mio `Poll`,
+//! and every blocking call runs the loop the crate documents (drain the
+//! passer's events, poll with its timeout, hand over what the poll saw and
+//! the time) until the operation is done. mio has no runtime, so there is no
+//! multi-threaded variant and workers are threads.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fdpass_core::{RecvToken, SendToken};
+use fdpass_mio::{Event, Listener, Passer};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::{timed_out, Adapter, Config, Done, Error, Ticked, Wait, OVERALL};
+
+/// The passer's token in its poll.
+const PASSER: Token = Token(0);
+/// The listener's token while [`Adapter::accept`] waits.
+const LISTENER: Token = Token(1);
+
+/// A mio passer, the poll it is registered in, and what its events said.
+pub struct Mio {
+    passer: Passer,
+    poll: Poll,
+    events: Events,
+    /// Descriptors that arrived and were not yet returned, oldest first.
+    received: VecDeque<OwnedFd>,
+    /// Every descriptor pushed up to and including this token was sent.
+    sent_through: Option<SendToken>,
+    /// The last descriptor pushed: what a flush waits for.
+    last_pushed: Option<SendToken>,
+}
+
+/// What a pending operation waits for.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Recv(RecvToken),
+    Sent(SendToken),
+}
+
+impl Mio {
+    fn with_poll(mut passer: Passer, poll: Poll) -> Result<Mio, Error> {
+        poll.registry()
+            .register(&mut passer, PASSER, Interest::READABLE | Interest::WRITABLE)?;
+        let mut mio = Mio {
+            passer,
+            poll,
+            events: Events::with_capacity(64),
+            received: VecDeque::new(),
+            sent_through: None,
+            last_pushed: None,
+        };
+        // Creating the passer may already have done I/O.
+        mio.absorb();
+        Ok(mio)
+    }
+
+    /// Moves the passer's events into our state. Called after every call into
+    /// the passer: a push, an event or the clock may complete work.
+    fn absorb(&mut self) {
+        while let Some(event) = self.passer.poll_event() {
+            match event {
+                Event::Sent(token) => self.sent_through = Some(token),
+                Event::Received(_, fd) => self.received.push_back(fd),
+                // Both are states of the core, which the checks read.
+                Event::Closed | Event::Failed(_) => {}
+                other => panic!("an event this adapter does not know: {other:?}"),
+            }
+        }
+    }
+
+    /// Waits once for events or the passer's deadline, at most until
+    /// `until`, and hands both to the passer.
+    fn turn(&mut self, until: Instant) {
+        let now = Instant::now();
+        let mut timeout = until.saturating_duration_since(now);
+        if let Some(due) = self.passer.poll_duration(now) {
+            timeout = timeout.min(due);
+        }
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("mio poll failed: {e}"),
+        }
+        for event in self.events.iter() {
+            if event.token() == PASSER {
+                self.passer.handle_event(event);
+            }
+        }
+        self.passer.handle_timeout(Instant::now());
+        self.absorb();
+    }
+
+    /// Starts a receive: `Err` with its outcome when it completes at once.
+    fn begin_recv(&mut self) -> Result<Pending, Result<Option<OwnedFd>, Error>> {
+        if let Some(fd) = self.received.pop_front() {
+            return Err(Ok(Some(fd)));
+        }
+        let token = match self.passer.push_recv() {
+            Ok(token) => token,
+            Err(Error::PeerClosed) => return Err(Ok(None)),
+            Err(e) => return Err(Err(e)),
+        };
+        self.absorb();
+        Ok(Pending::Recv(token))
+    }
+
+    /// Starts a flush: `Err` with its outcome when nothing is left to wait
+    /// for.
+    fn begin_flush(&mut self) -> Result<Pending, Result<(), Error>> {
+        match self.last_pushed {
+            Some(token) if Some(token) > self.sent_through => Ok(Pending::Sent(token)),
+            _ => Err(self.passer.core().usable()),
+        }
+    }
+
+    /// The outcome of `pending`, if it has one.
+    fn check(&mut self, pending: Pending) -> Option<Result<Done, Error>> {
+        match pending {
+            Pending::Recv(token) => {
+                if let Some(fd) = self.received.pop_front() {
+                    return Some(Ok(Done::Received(Some(fd))));
+                }
+                if self.passer.core().is_peer_closed() {
+                    // The request will not be fulfilled; withdraw it so it
+                    // does not take a descriptor read ahead later.
+                    self.passer.cancel_recv(token);
+                    return Some(Ok(Done::Received(None)));
+                }
+                self.passer.core().usable().err().map(Err)
+            }
+            Pending::Sent(token) => {
+                if self.sent_through >= Some(token) {
+                    return Some(Ok(Done::Flushed));
+                }
+                self.passer.core().usable().err().map(Err)
+            }
+        }
+    }
+
+    /// Runs the loop until `pending` completes; fails after [`OVERALL`].
+    fn wait(&mut self, what: &str, pending: Pending) -> Result<Done, Error> {
+        let give_up = Instant::now() + OVERALL;
+        loop {
+            if let Some(done) = self.check(pending) {
+                return done;
+            }
+            if Instant::now() >= give_up {
+                timed_out(what);
+            }
+            self.turn(give_up);
+        }
+    }
+}
+
+impl Drop for Mio {
+    fn drop(&mut self) {
+        // The registration ends with the poll anyway; leaving it explicitly
+        // is what the crate asks of a passer's owner.
+        let _ = self.poll.registry().deregister(&mut self.passer);
+    }
+}
+
+impl Adapter for Mio {
+    const NAME: &'static str = "mio";
+
+    fn new(socket: OwnedFd, config: Config) -> Result<Self, Error> {
+        Mio::with_poll(Passer::with_config(socket, config)?, Poll::new()?)
+    }
+
+    fn accept(path: &Path, before_accept: &mut dyn FnMut()) -> Result<Self, Error> {
+        let mut listener = Listener::bind(path)?;
+        let mut poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        before_accept();
+        let give_up = Instant::now() + OVERALL;
+        let mut events = Events::with_capacity(8);
+        // Accept before every wait: mio is edge-triggered, and a connection
+        // that is already waiting brings no new event.
+        let passer = loop {
+            if let Some(passer) = listener.accept()? {
+                break passer;
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                timed_out("accept");
+            }
+            match poll.poll(&mut events, Some(give_up - now)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
+        poll.registry().deregister(&mut listener)?;
+        drop(listener);
+        Mio::with_poll(passer, poll)
+    }
+
+    fn connect(path: &Path) -> Result<Self, Error> {
+        Mio::with_poll(Passer::connect(path)?, Poll::new()?)
+    }
+
+    fn send(&mut self, fd: OwnedFd) -> Result<(), Error> {
+        self.push_send(fd)?;
+        let token = self.last_pushed.expect("a descriptor was just pushed");
+        self.wait("send", Pending::Sent(token)).map(|_| ())
+    }
+
+    fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error> {
+        let token = self.passer.push_send(fd)?;
+        self.last_pushed = Some(token);
+        self.absorb();
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<Option<OwnedFd>, Error> {
+        let pending = match self.begin_recv() {
+            Ok(pending) => pending,
+            Err(done) => return done,
+        };
+        match self.wait("recv", pending)? {
+            Done::Received(fd) => Ok(fd),
+            Done::Flushed => unreachable!("a receive completed as a flush"),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        match self.begin_flush() {
+            Ok(pending) => self.wait("flush", pending).map(|_| ()),
+            Err(done) => done,
+        }
+    }
+
+    fn while_ticking(
+        &mut self,
+        wait: Wait,
+        period: Duration,
+        on_tick: &mut dyn FnMut(u64),
+    ) -> Ticked {
+        let pending = match wait {
+            Wait::Recv => self.begin_recv().map_err(|r| r.map(Done::Received)),
+            Wait::Flush => self.begin_flush().map_err(|r| r.map(|()| Done::Flushed)),
+        };
+        let pending = match pending {
+            Ok(pending) => pending,
+            Err(result) => return Ticked { result, ticks: 0 },
+        };
+        let give_up = Instant::now() + OVERALL;
+        let mut next_tick = Instant::now() + period;
+        let mut ticks = 0;
+        loop {
+            // The operation first, as a biased select would: a tick that is
+            // due when it completes does not count.
+            if let Some(result) = self.check(pending) {
+                return Ticked { result, ticks };
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                timed_out("an operation with a ticking timer");
+            }
+            if now >= next_tick {
+                ticks += 1;
+                on_tick(ticks);
+                // Missed ticks are not made up: a loop that was held up
+                // fires once, then waits a whole period again.
+                next_tick = Instant::now() + period;
+                continue;
+            }
+            // The tick is this loop's own timer: the poll sleeps until it,
+            // the passer's deadline or an event, whichever comes first.
+            self.turn(next_tick.min(give_up));
+        }
+    }
+
+    fn close(&mut self) {
+        self.passer.close();
+        self.received.clear();
+        self.absorb();
+    }
+}
