@@ -114,7 +114,11 @@ pub type PeerCheck = std::sync::Arc<dyn Fn(&PeerCredentials) -> bool + Send + Sy
 /// ```
 pub fn peer_credentials(socket: impl AsFd) -> io::Result<PeerCredentials> {
     let cred = rustix::net::sockopt::socket_peercred(socket)?;
-    Ok(PeerCredentials { pid: cred.pid.as_raw_pid(), uid: cred.uid.as_raw(), gid: cred.gid.as_raw() })
+    Ok(PeerCredentials {
+        pid: cred.pid.as_raw_pid(),
+        uid: cred.uid.as_raw(),
+        gid: cred.gid.as_raw(),
+    })
 }
 
 /// Applies `check` to the peer of a freshly accepted `socket`: `Ok` hands the
@@ -138,7 +142,10 @@ pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
         drop(socket);
         Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!("refused a connection from pid {} (uid {}, gid {}): the peer check said no", peer.pid, peer.uid, peer.gid),
+            format!(
+                "refused a connection from pid {} (uid {}, gid {}): the peer check said no",
+                peer.pid, peer.uid, peer.gid
+            ),
         ))
     }
 }

@@ -37,7 +37,12 @@ fn open_dir(name: &str) -> PathBuf {
 /// Runs this test binary's `unprivileged_client` as `nobody` against `path`.
 fn spawn_as_nobody(path: &Path) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "unprivileged_client", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "unprivileged_client",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, "client")
         .env(PATH, path)
         .uid(NOBODY)
@@ -58,7 +63,10 @@ fn wait_bounded(child: &mut std::process::Child) -> i32 {
 }
 
 /// Accepts until `child` exits, returning its code and what accept said.
-fn serve_until_exit(listener: &Listener, child: &mut std::process::Child) -> (i32, Vec<std::io::ErrorKind>) {
+fn serve_until_exit(
+    listener: &Listener,
+    child: &mut std::process::Child,
+) -> (i32, Vec<std::io::ErrorKind>) {
     let mut outcomes = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -68,7 +76,10 @@ fn serve_until_exit(listener: &Listener, child: &mut std::process::Child) -> (i3
             Err(e) => outcomes.push(e.kind()),
         }
         if let Some(status) = child.try_wait().unwrap() {
-            return (status.code().expect("the client was killed by a signal"), outcomes);
+            return (
+                status.code().expect("the client was killed by a signal"),
+                outcomes,
+            );
         }
         assert!(Instant::now() < deadline, "the unprivileged client hung");
         std::thread::yield_now();
@@ -107,7 +118,11 @@ fn socket_file_is_0600_so_another_user_cannot_connect() {
     }
     let dir = open_dir("mode");
     let listener = Listener::bind(dir.join("sock")).unwrap();
-    let mode = std::fs::metadata(listener.path()).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(listener.path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let mut child = spawn_as_nobody(listener.path());
     assert_eq!(wait_bounded(&mut child), CONNECT_REFUSED_BY_MODE);
