@@ -484,6 +484,15 @@ impl<S: Sys> Passer<S> {
             Reservation::Peek => RecvMode::Peek,
             Reservation::Sentinel => RecvMode::Take,
         };
+        if mode == RecvMode::Take {
+            // Slots at or above a lowered RLIMIT_NOFILE keep no room: the
+            // kernel would truncate the message and drop its descriptors.
+            match self.slots.fit_under_limit(&mut self.sys) {
+                Ok(Room::Available) => {}
+                Ok(Room::Full) => return self.recv_retry.back_off(now),
+                Err(e) => return self.fail(e.into()),
+            }
+        }
         self.slots.release(&mut self.sys);
         let result = self.sys.recvmsg(
             self.socket.as_fd(),
@@ -518,6 +527,12 @@ impl<S: Sys> Passer<S> {
         }
         if got.truncated_data {
             return self.fail_with_fds(ProtocolError::MessageTooLong { limit: max }.into());
+        }
+        if self.fds.len() > max {
+            // Control space is rounded up for alignment, so the kernel can
+            // install a few descriptors beyond the limit without setting
+            // MSG_CTRUNC: the limit is enforced on what arrived.
+            return self.fail_with_fds(ProtocolError::TooManyDescriptors { limit: max }.into());
         }
         if got.truncated_control {
             return self.on_truncated(got, now);

@@ -1,6 +1,6 @@
 //! Room in the descriptor table for what arrives: the two strategies' state.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::io::Errno;
 
@@ -107,6 +107,30 @@ impl Slots {
             return Ok(Room::Available);
         };
         take_slots(sys, origin.as_fd(), slots, *size)
+    }
+
+    /// Sentinel strategy, before a read: closes the slots whose numbers are
+    /// at or above the descriptor limit (it can be lowered at any time, and
+    /// the kernel installs descriptors only below it, so such a slot keeps no
+    /// room) and takes them again below it. `Full`: the table under the
+    /// limit has no room; the reservation is short until a retry refills it.
+    pub(crate) fn fit_under_limit<S: Sys>(&mut self, sys: &mut S) -> Result<Room, Errno> {
+        let Slots::Sentinel { slots, .. } = self else {
+            return Ok(Room::Available);
+        };
+        let Some(limit) = sys.nofile_limit() else {
+            return Ok(Room::Available);
+        };
+        let usable = |fd: &OwnedFd| (fd.as_raw_fd() as u64) < limit;
+        if slots.iter().all(usable) {
+            return Ok(Room::Available);
+        }
+        let (keep, unusable): (Vec<_>, Vec<_>) = slots.drain(..).partition(usable);
+        *slots = keep;
+        for fd in unusable {
+            sys.close(fd);
+        }
+        self.refill(sys)
     }
 
     /// Peek strategy, after a truncated peek: tries to take `n` slots (holding

@@ -85,6 +85,14 @@ pub trait Sys {
 
     /// `shutdown(fd, SHUT_RDWR)`, so the peer sees end-of-stream on a local close.
     fn shutdown(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno>;
+
+    /// The soft `RLIMIT_NOFILE`: the kernel installs descriptors only at
+    /// numbers below it, so a sentinel slot at or above it keeps no room.
+    /// `None` when there is no limit, or for a seam that does not model one
+    /// (the default).
+    fn nofile_limit(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// The real system calls, through rustix.
@@ -203,5 +211,9 @@ impl Sys for SystemCalls {
 
     fn shutdown(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
         rustix::net::shutdown(fd, rustix::net::Shutdown::Both)
+    }
+
+    fn nofile_limit(&mut self) -> Option<u64> {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
     }
 }
