@@ -10,6 +10,23 @@
 //! close-on-exec in the parent, and is made inheritable in the child between
 //! fork and exec. Other threads spawning processes at the same time do not
 //! leak it.
+//!
+//! ```
+//! use std::process::Command;
+//! use fdpass_core::child::Handoff;
+//! use fdpass_core::{Config, Passer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let handoff = Handoff::new()?;
+//! // `true` stands in for a worker that calls `adopt_inherited`.
+//! let mut command = Command::new("true");
+//! handoff.configure(&mut command);
+//! let mut child = command.spawn()?;
+//! let passer = Passer::new(handoff.finish(), Config::default())?;
+//! assert!(child.wait()?.success());
+//! # drop(passer);
+//! # Ok(()) }
+//! ```
 #![allow(unsafe_code)]
 
 use std::io;
@@ -21,6 +38,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rustix::io::FdFlags;
 
 /// The environment variable that tells a child which descriptor it inherited.
+///
+/// ```
+/// use std::process::Command;
+/// use fdpass_core::child::{Handoff, ENV_VAR};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let handoff = Handoff::new()?;
+/// let mut command = Command::new("sh");
+/// command.args(["-c", "echo $FDPASS_FD"]);
+/// handoff.configure(&mut command);
+/// let configured = command.get_envs().find(|(key, _)| *key == ENV_VAR).and_then(|(_, value)| value);
+/// let configured = configured.expect("configure sets it").to_owned();
+/// // The child sees the number of the descriptor it inherited.
+/// let output = command.output()?;
+/// assert_eq!(String::from_utf8(output.stdout)?.trim(), configured);
+/// # Ok(()) }
+/// ```
 pub const ENV_VAR: &str = "FDPASS_FD";
 
 /// A socketpair whose second end is about to be inherited by a child.
@@ -46,6 +80,15 @@ pub struct Handoff {
 
 impl Handoff {
     /// A new `SOCK_STREAM` socketpair, both ends close-on-exec.
+    ///
+    /// ```
+    /// use rustix::io::FdFlags;
+    ///
+    /// let handoff = fdpass_core::child::Handoff::new()?;
+    /// let ours = handoff.finish(); // no spawn: just our end
+    /// assert!(rustix::io::fcntl_getfd(&ours)?.contains(FdFlags::CLOEXEC));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> io::Result<Handoff> {
         let (parent, child) = crate::socket::pair()?;
         Ok(Handoff { parent, child })
@@ -54,6 +97,20 @@ impl Handoff {
     /// Makes `command`'s child inherit the child end at its current number and
     /// sets [`ENV_VAR`] to that number. Call before every spawn that should
     /// receive it.
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use fdpass_core::child::{Handoff, ENV_VAR};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let handoff = Handoff::new()?;
+    /// let mut command = Command::new("true");
+    /// handoff.configure(&mut command);
+    /// assert!(command.get_envs().any(|(key, _)| key == ENV_VAR));
+    /// assert!(command.status()?.success());
+    /// # drop(handoff.finish());
+    /// # Ok(()) }
+    /// ```
     pub fn configure(&self, command: &mut Command) {
         let fd = self.child.as_raw_fd();
         command.env(ENV_VAR, fd.to_string());
@@ -70,6 +127,26 @@ impl Handoff {
     }
 
     /// After the spawn: closes our copy of the child's end and returns ours.
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use std::time::Instant;
+    /// use fdpass_core::child::Handoff;
+    /// use fdpass_core::{Config, Event, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let handoff = Handoff::new()?;
+    /// let mut command = Command::new("true");
+    /// handoff.configure(&mut command);
+    /// assert!(command.status()?.success());
+    /// let mut passer = Passer::new(handoff.finish(), Config::default())?;
+    /// // The child exited without sending; with our copy of its end closed too,
+    /// // ours reads end-of-stream.
+    /// passer.push_recv()?;
+    /// passer.handle_readable(Instant::now());
+    /// assert!(matches!(passer.poll_event(), Some(Event::Closed)));
+    /// # Ok(()) }
+    /// ```
     pub fn finish(self) -> OwnedFd {
         drop(self.child);
         self.parent

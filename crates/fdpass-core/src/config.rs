@@ -5,11 +5,33 @@ use std::time::Duration;
 use crate::Error;
 
 /// The kernel's limit on descriptors in one `SCM_RIGHTS` message (`SCM_MAX_FD`).
+///
+/// ```
+/// use fdpass_core::{Config, SCM_MAX_FD};
+///
+/// assert!(Config::default().with_max_fds_per_message(SCM_MAX_FD).validate().is_ok());
+/// assert!(Config::default().with_max_fds_per_message(SCM_MAX_FD + 1).validate().is_err());
+/// ```
 pub const SCM_MAX_FD: usize = 253;
 
 /// How a passer makes sure a received descriptor always has a free slot in the
 /// descriptor table, so that a full table delays delivery instead of losing
 /// descriptors. `docs/design.md` compares the two.
+///
+/// ```
+/// use fdpass_core::{Config, Passer, Reservation};
+///
+/// # fn main() -> Result<(), fdpass_core::Error> {
+/// if cfg!(target_os = "linux") {
+///     assert_eq!(Reservation::default(), Reservation::Peek);
+/// }
+/// // The portable strategy, available everywhere.
+/// let config = Config::default().with_reservation(Reservation::Sentinel);
+/// let (a, _b) = Passer::pair(config)?;
+/// assert_eq!(a.config().reservation, Reservation::Sentinel);
+/// assert!(a.held_descriptors() >= config.max_fds_per_message); // the reserved slots
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reservation {

@@ -45,6 +45,25 @@ pub enum Error {
 }
 
 /// A peer broke the wire format described in `docs/wire.md`.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Instant;
+/// use fdpass_core::{Config, Error, Event, Passer, ProtocolError};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (ours, mut theirs) = UnixStream::pair()?;
+/// let mut passer = Passer::new(ours.into(), Config::default())?;
+/// theirs.write_all(b"no descriptors")?; // bytes without SCM_RIGHTS
+/// passer.push_recv()?;
+/// passer.handle_readable(Instant::now());
+/// let Some(Event::Failed(Error::Protocol(e))) = passer.poll_event() else {
+///     panic!("expected a protocol error");
+/// };
+/// assert!(matches!(e, ProtocolError::BytesWithoutDescriptors { descriptors: 0, .. }));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtocolError {

@@ -71,6 +71,18 @@ pub enum Event {
 }
 
 /// Whether and how the passer wants to do I/O in one direction.
+///
+/// ```
+/// use fdpass_core::{Config, Passer, Want};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (mut a, _b) = Passer::pair(Config::default())?;
+/// assert_eq!(a.interest().write, Want::Idle); // nothing queued
+/// let (read_end, _write_end) = rustix::pipe::pipe()?;
+/// a.push_send(read_end)?;
+/// assert_eq!(a.interest().write, Want::Now); // try at once, no need to wait
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
     /// Nothing to do in this direction (nothing queued, no request, or a retry

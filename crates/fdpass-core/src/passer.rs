@@ -127,6 +127,17 @@ impl Passer<SystemCalls> {
 
 impl<S: Sys> Passer<S> {
     /// Like [`Passer::new`], with another system-call seam (fault injection).
+    ///
+    /// ```
+    /// use fdpass_core::sys::SystemCalls;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (socket, _peer) = fdpass_core::socket::pair()?;
+    /// let passer = Passer::with_sys(SystemCalls::default(), socket, Config::default())?;
+    /// assert!(passer.usable().is_ok());
+    /// # Ok(()) }
+    /// ```
     #[doc(hidden)]
     pub fn with_sys(mut sys: S, socket: OwnedFd, config: Config) -> Result<Self, Error> {
         config.validate()?;

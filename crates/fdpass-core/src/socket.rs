@@ -1,4 +1,14 @@
 //! Making the connected sockets a passer wraps: pairs, listeners, connections.
+//!
+//! ```
+//! use fdpass_core::{Config, Passer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (ours, theirs) = fdpass_core::socket::pair()?;
+//! let passer = Passer::new(ours, Config::default())?;
+//! # drop((passer, theirs));
+//! # Ok(()) }
+//! ```
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -91,6 +101,13 @@ impl std::fmt::Debug for Listener {
 
 /// Who is at the other end of a Unix-domain socket, as the kernel recorded it
 /// when the peer connected (`SO_PEERCRED`).
+///
+/// ```
+/// let (a, _b) = fdpass_core::socket::pair()?;
+/// let peer: fdpass_core::socket::PeerCredentials = fdpass_core::socket::peer_credentials(&a)?;
+/// assert_eq!(peer.uid, rustix::process::geteuid().as_raw());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCredentials {
     /// The peer's process id at connect time.
@@ -102,6 +119,17 @@ pub struct PeerCredentials {
 }
 
 /// A caller's rule for which peers a [`Listener`] admits.
+///
+/// ```
+/// use std::sync::Arc;
+/// use fdpass_core::socket::{admit, pair, PeerCheck};
+///
+/// let me = rustix::process::geteuid().as_raw();
+/// let same_user: PeerCheck = Arc::new(move |peer| peer.uid == me);
+/// let (a, _b) = pair()?;
+/// assert!(admit(a, &same_user).is_ok());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub type PeerCheck = std::sync::Arc<dyn Fn(&PeerCredentials) -> bool + Send + Sync>;
 
 /// The credentials of the process at the other end of `socket` (Linux).
@@ -152,6 +180,18 @@ pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
 
 impl Listener {
     /// Binds at `path` with mode `0600`. See [`Listener`].
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("fdpass-doc-bind-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_core::socket::Listener::bind(dir.join("sock"))?;
+    /// let mode = std::fs::metadata(listener.path())?.permissions().mode() & 0o777;
+    /// assert_eq!(mode, 0o600);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<Listener> {
         Listener::bind_with_mode(path, 0o600)
     }
@@ -187,6 +227,22 @@ impl Listener {
     /// ([`set_peer_check`](Self::set_peer_check)), a refused peer's connection
     /// is closed and reported as [`io::ErrorKind::PermissionDenied`]; accept
     /// again for the next one.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use fdpass_core::socket::{connect, Listener};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-doc-accept-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = Listener::bind(dir.join("sock"))?;
+    /// assert_eq!(listener.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// let _client = connect(listener.path())?;
+    /// let server = Passer::new(listener.accept()?, Config::default())?;
+    /// # drop(server); std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn accept(&self) -> io::Result<OwnedFd> {
         let socket = rustix::net::accept_with(&self.socket, SocketFlags::CLOEXEC)?;
         match &self.admit {
@@ -220,6 +276,24 @@ impl Listener {
 
     /// The peer check set with [`set_peer_check`](Self::set_peer_check), for
     /// adapters that accept through their own reactor.
+    ///
+    /// ```
+    /// use fdpass_core::socket::{admit, connect, Listener};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("fdpass-doc-peer-check-get-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut listener = Listener::bind(dir.join("sock"))?;
+    /// assert!(listener.peer_check().is_none());
+    /// let me = rustix::process::geteuid().as_raw();
+    /// listener.set_peer_check(move |peer| peer.uid == me);
+    /// // An adapter that accepts through its own reactor applies the same rule.
+    /// let check = listener.peer_check().expect("a check was set").clone();
+    /// let _client = connect(listener.path())?;
+    /// let socket = rustix::net::accept(&listener)?;
+    /// assert!(admit(socket, &check).is_ok());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_check(&self) -> Option<&PeerCheck> {
         self.admit.as_ref()
     }
@@ -240,6 +314,19 @@ impl Listener {
 
     /// The listening socket, for example to hand it to a successor process.
     /// A peer check does not travel with it.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixListener;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("fdpass-doc-into-fd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_core::socket::Listener::bind(dir.join("sock"))?;
+    /// let std_listener = UnixListener::from(listener.into_fd());
+    /// let _client = fdpass_core::socket::connect(dir.join("sock"))?;
+    /// let (_server_side, _addr) = std_listener.accept()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_fd(self) -> OwnedFd {
         self.socket
     }

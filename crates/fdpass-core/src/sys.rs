@@ -9,6 +9,16 @@
 //! This module is public only so that fault-injection tests and fuzzers outside
 //! the crate can drive a [`Passer`](crate::Passer) with their own `Sys`; it is
 //! not meant for applications and may change in any release.
+//!
+//! ```
+//! use fdpass_core::sys::{Sys, SystemCalls};
+//!
+//! let mut sys = SystemCalls::default();
+//! let (read_end, write_end) = sys.pipe()?;
+//! sys.close(write_end);
+//! assert_eq!(rustix::io::read(&read_end, &mut [0u8; 1])?, 0); // end of file
+//! # Ok::<(), rustix::io::Errno>(())
+//! ```
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -23,6 +33,25 @@ use rustix::net::{
 use crate::SCM_MAX_FD;
 
 /// Which kind of `recvmsg` the passer wants.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use fdpass_core::sys::{RecvMode, Sys, SystemCalls};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut sys = SystemCalls::default();
+/// let (a, b) = fdpass_core::socket::pair()?;
+/// for _ in 0..2 {
+///     let (read_end, _write_end) = sys.pipe()?;
+///     sys.sendmsg(a.as_fd(), &[0], &[read_end])?;
+/// }
+/// let (mut buf, mut fds) = ([0u8; 1], Vec::new());
+/// sys.recvmsg(b.as_fd(), &mut buf, 1, RecvMode::Take, &mut fds)?;
+/// assert_eq!(fds.len(), 1); // installed
+/// let discarded = sys.recvmsg(b.as_fd(), &mut buf, 1, RecvMode::Discard, &mut fds)?;
+/// assert_eq!((discarded.bytes, fds.len()), (1, 1)); // read, but nothing installed
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvMode {
     /// Consume the message and install its descriptors (`MSG_CMSG_CLOEXEC`).
@@ -36,6 +65,19 @@ pub enum RecvMode {
 }
 
 /// What one `recvmsg` returned, besides the descriptors it installed.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use fdpass_core::sys::{RecvMode, Received, Sys, SystemCalls};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut sys = SystemCalls::default();
+/// let (a, b) = fdpass_core::socket::pair()?;
+/// drop(a);
+/// let received = sys.recvmsg(b.as_fd(), &mut [0u8; 1], 1, RecvMode::Take, &mut Vec::new())?;
+/// assert_eq!(received, Received::default()); // no bytes: end of stream
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Received {
     /// Payload bytes read (0 means end of stream).
@@ -50,9 +92,69 @@ pub struct Received {
 }
 
 /// The system calls a passer makes. See the module docs.
+///
+/// ```
+/// use std::os::fd::{BorrowedFd, OwnedFd};
+/// use std::time::Instant;
+/// use rustix::io::Errno;
+/// use fdpass_core::sys::{RecvMode, Received, Sys, SystemCalls};
+/// use fdpass_core::{Config, Event, Passer};
+///
+/// /// The real calls, except that the first `sendmsg` meets back-pressure.
+/// #[derive(Default)]
+/// struct Congested {
+///     real: SystemCalls,
+///     pushed_back: bool,
+/// }
+///
+/// impl Sys for Congested {
+///     fn sendmsg(&mut self, socket: BorrowedFd<'_>, bytes: &[u8], fds: &[OwnedFd]) -> Result<usize, Errno> {
+///         if !std::mem::replace(&mut self.pushed_back, true) {
+///             return Err(Errno::NOBUFS);
+///         }
+///         self.real.sendmsg(socket, bytes, fds)
+///     }
+///     fn recvmsg(&mut self, socket: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize, mode: RecvMode, fds: &mut Vec<OwnedFd>) -> Result<Received, Errno> {
+///         self.real.recvmsg(socket, buf, max_fds, mode, fds)
+///     }
+///     fn dup(&mut self, fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> { self.real.dup(fd) }
+///     fn close(&mut self, fd: OwnedFd) { self.real.close(fd) }
+///     fn set_nonblocking(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno> { self.real.set_nonblocking(fd) }
+///     fn pipe(&mut self) -> Result<(OwnedFd, OwnedFd), Errno> { self.real.pipe() }
+///     fn shutdown(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno> { self.real.shutdown(fd) }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (socket, _peer) = fdpass_core::socket::pair()?;
+/// let mut passer = Passer::with_sys(Congested::default(), socket, Config::default())?;
+/// let (read_end, _write_end) = rustix::pipe::pipe()?;
+/// passer.push_send(read_end)?;
+/// passer.handle_writable(Instant::now());
+/// assert!(passer.poll_event().is_none()); // pushed back: a retry is scheduled
+/// let retry_at = passer.poll_timeout().expect("a retry deadline");
+/// passer.handle_timeout(retry_at);
+/// passer.handle_writable(retry_at);
+/// assert!(matches!(passer.poll_event(), Some(Event::Sent(_))));
+/// # Ok(()) }
+/// ```
 pub trait Sys {
     /// `sendmsg(socket, bytes, SCM_RIGHTS(fds), MSG_NOSIGNAL | MSG_DONTWAIT)`.
     /// `fds` may be empty (then no control message is sent).
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use fdpass_core::sys::{RecvMode, Sys, SystemCalls};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut sys = SystemCalls::default();
+    /// let (a, b) = fdpass_core::socket::pair()?;
+    /// let (read_end, _write_end) = sys.pipe()?;
+    /// assert_eq!(sys.sendmsg(a.as_fd(), &[0], &[read_end])?, 1);
+    /// let mut fds = Vec::new();
+    /// sys.recvmsg(b.as_fd(), &mut [0u8; 1], 1, RecvMode::Take, &mut fds)?;
+    /// assert_eq!(fds.len(), 1);
+    /// # Ok(()) }
+    /// ```
     fn sendmsg(
         &mut self,
         socket: BorrowedFd<'_>,
@@ -62,6 +164,22 @@ pub trait Sys {
 
     /// `recvmsg` into `buf` with room for `max_fds` descriptors (none for
     /// [`RecvMode::Discard`]); installed descriptors are appended to `fds`.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use fdpass_core::sys::{RecvMode, Sys, SystemCalls};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut sys = SystemCalls::default();
+    /// let (a, b) = fdpass_core::socket::pair()?;
+    /// let (read_end, _write_end) = sys.pipe()?;
+    /// sys.sendmsg(a.as_fd(), &[0], &[read_end])?;
+    /// let mut fds = Vec::new();
+    /// let received = sys.recvmsg(b.as_fd(), &mut [0u8; 1], 1, RecvMode::Take, &mut fds)?;
+    /// assert_eq!((received.bytes, fds.len()), (1, 1));
+    /// assert!(!received.truncated_control);
+    /// # Ok(()) }
+    /// ```
     fn recvmsg(
         &mut self,
         socket: BorrowedFd<'_>,
@@ -72,24 +190,84 @@ pub trait Sys {
     ) -> Result<Received, Errno>;
 
     /// `fcntl(fd, F_DUPFD_CLOEXEC, 0)`.
+    ///
+    /// ```
+    /// use std::os::fd::{AsFd, AsRawFd};
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let mut sys = SystemCalls::default();
+    /// let (read_end, _write_end) = sys.pipe()?;
+    /// let copy = sys.dup(read_end.as_fd())?;
+    /// assert_ne!(copy.as_raw_fd(), read_end.as_raw_fd());
+    /// # Ok::<(), rustix::io::Errno>(())
+    /// ```
     fn dup(&mut self, fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno>;
 
     /// `close(fd)`. Every descriptor the passer lets go of passes through here.
+    ///
+    /// ```
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let mut sys = SystemCalls::default();
+    /// let (read_end, write_end) = sys.pipe()?;
+    /// sys.close(write_end);
+    /// assert_eq!(rustix::io::read(&read_end, &mut [0u8; 1])?, 0); // no writer left
+    /// # Ok::<(), rustix::io::Errno>(())
+    /// ```
     fn close(&mut self, fd: OwnedFd);
 
     /// Sets `O_NONBLOCK` on `fd`.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use rustix::io::Errno;
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let mut sys = SystemCalls::default();
+    /// let (read_end, _write_end) = sys.pipe()?;
+    /// sys.set_nonblocking(read_end.as_fd())?;
+    /// assert_eq!(rustix::io::read(&read_end, &mut [0u8; 1]), Err(Errno::AGAIN));
+    /// # Ok::<(), Errno>(())
+    /// ```
     fn set_nonblocking(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno>;
 
     /// `pipe2(O_CLOEXEC)`: the source of the sentinel reservation's slots.
+    ///
+    /// ```
+    /// use rustix::io::FdFlags;
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let (read_end, write_end) = SystemCalls::default().pipe()?;
+    /// assert!(rustix::io::fcntl_getfd(&read_end)?.contains(FdFlags::CLOEXEC));
+    /// assert!(rustix::io::fcntl_getfd(&write_end)?.contains(FdFlags::CLOEXEC));
+    /// # Ok::<(), rustix::io::Errno>(())
+    /// ```
     fn pipe(&mut self) -> Result<(OwnedFd, OwnedFd), Errno>;
 
     /// `shutdown(fd, SHUT_RDWR)`, so the peer sees end-of-stream on a local close.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let (a, b) = fdpass_core::socket::pair()?;
+    /// SystemCalls::default().shutdown(a.as_fd())?;
+    /// assert_eq!(rustix::io::read(&b, &mut [0u8; 1])?, 0); // the peer sees end-of-stream
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     fn shutdown(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno>;
 
     /// The soft `RLIMIT_NOFILE`: the kernel installs descriptors only at
     /// numbers below it, so a sentinel slot at or above it keeps no room.
     /// `None` when there is no limit, or for a seam that does not model one
     /// (the default).
+    ///
+    /// ```
+    /// use rustix::process::{getrlimit, Resource};
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// assert_eq!(SystemCalls::default().nofile_limit(), getrlimit(Resource::Nofile).current);
+    /// ```
     fn nofile_limit(&mut self) -> Option<u64> {
         None
     }
@@ -99,6 +277,17 @@ pub trait Sys {
 ///
 /// Holds the buffers the calls need so the hot path allocates nothing once
 /// they have grown to the largest message.
+///
+/// ```
+/// use fdpass_core::sys::SystemCalls;
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), fdpass_core::Error> {
+/// // `Passer::new` makes the real calls: `Passer` is `Passer<SystemCalls>`.
+/// let (a, _b): (Passer<SystemCalls>, Passer) = Passer::pair(Config::default())?;
+/// assert!(a.usable().is_ok());
+/// # Ok(()) }
+/// ```
 #[derive(Default)]
 pub struct SystemCalls {
     control: Vec<MaybeUninit<u8>>,

@@ -12,6 +12,23 @@ use async_io::{Async, Timer};
 use fdpass_core::driver::{Direction, Reactor};
 
 /// async-io's readiness for the passer's socket and a timer for its deadlines.
+///
+/// Not constructed by users: it is the reactor behind
+/// [`Passer`](crate::Passer), named only inside the future aliases
+/// [`SendFd`](crate::SendFd), [`RecvFd`](crate::RecvFd) and
+/// [`Flush`](crate::Flush).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (a, _b) = fdpass_smol::Passer::pair()?;
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// // `fdpass_smol::SendFd<'_>` is `fdpass_core::driver::SendFd<'_, SmolReactor>`.
+/// let sending: fdpass_smol::SendFd<'_> = a.send(read_end.into());
+/// sending.await?;
+/// # Ok(()) })
+/// # }
+/// ```
 pub struct SmolReactor {
     /// The registration owns a shared handle on the socket (the core passer
     /// owns the other), so the descriptor cannot close while it is

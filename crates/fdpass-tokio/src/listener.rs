@@ -45,6 +45,20 @@ impl std::fmt::Debug for Listener {
 impl Listener {
     /// Binds at `path` with mode `0600`; accepted passers use the default
     /// [`Config`].
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-bind-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let _listener = fdpass_tokio::Listener::bind(dir.join("sock"))?;
+    /// let mode = std::fs::metadata(dir.join("sock"))?.permissions().mode() & 0o777;
+    /// assert_eq!(mode, 0o600);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub fn bind(path: impl AsRef<Path>) -> Result<Listener, Error> {
         Listener::bind_with(path, 0o600, Config::default())
     }
@@ -103,6 +117,23 @@ impl Listener {
     /// # Cancel safety
     /// This method is cancel safe: a connection is taken from the kernel only
     /// in the poll that completes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-accept-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut listener = fdpass_tokio::Listener::bind(dir.join("sock"))?;
+    /// listener.set_peer_check(|_peer| false); // refuse everyone
+    /// let (client, refused) = tokio::join!(fdpass_tokio::Passer::connect(dir.join("sock")), listener.accept());
+    /// let Err(fdpass_tokio::Error::Io(e)) = refused else {
+    ///     panic!("the peer check refuses every connection");
+    /// };
+    /// assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+    /// assert!(client?.recv().await?.is_none()); // its connection was closed
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
     pub async fn accept(&self) -> Result<Passer, Error> {
         let (stream, _addr) = self.inner.accept().await?;
         let socket: std::os::fd::OwnedFd = stream.into_std()?.into();

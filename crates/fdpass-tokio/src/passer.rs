@@ -174,6 +174,18 @@ impl Passer {
     }
 
     /// [`spawn_child`](Self::spawn_child) with settings for our end.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut command = tokio::process::Command::new("true");
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// let (passer, mut child) = fdpass_tokio::Passer::spawn_child_with_config(&mut command, config)?;
+    /// assert_eq!(passer.config().max_fds_per_message, 1);
+    /// assert!(child.wait().await?.success());
+    /// assert!(passer.recv().await?.is_none()); // the child exited without sending
+    /// # Ok(()) }
+    /// ```
     pub fn spawn_child_with_config(
         command: &mut tokio::process::Command,
         config: Config,
@@ -185,6 +197,16 @@ impl Passer {
     }
 
     /// [`spawn_child`](Self::spawn_child) for a `std::process::Command`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut command = std::process::Command::new("true");
+    /// let (passer, mut child) = fdpass_tokio::Passer::spawn_std_child(&mut command)?;
+    /// assert!(child.wait()?.success());
+    /// assert!(passer.recv().await?.is_none()); // the child exited without sending
+    /// # Ok(()) }
+    /// ```
     pub fn spawn_std_child(
         command: &mut std::process::Command,
     ) -> Result<(Passer, std::process::Child), Error> {
@@ -211,6 +233,18 @@ impl Passer {
     }
 
     /// [`from_inherited`](Self::from_inherited) with settings.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// match fdpass_tokio::Passer::from_inherited_with_config(config) {
+    ///     Ok(parent) => assert_eq!(parent.config(), config),
+    ///     // Started by hand rather than by a parent's `spawn_child`.
+    ///     Err(e) => eprintln!("no inherited connection: {e}"),
+    /// }
+    /// # }
+    /// ```
     pub fn from_inherited_with_config(config: Config) -> Result<Passer, Error> {
         Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
     }

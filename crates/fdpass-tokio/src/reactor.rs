@@ -15,6 +15,22 @@ use tokio::io::Interest;
 use tokio::time::Sleep;
 
 /// tokio's readiness for the passer's socket and a timer for its deadlines.
+///
+/// Not constructed by users: it is the reactor behind
+/// [`Passer`](crate::Passer), named only inside the future aliases
+/// [`SendFd`](crate::SendFd), [`RecvFd`](crate::RecvFd) and
+/// [`Flush`](crate::Flush).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, _b) = fdpass_tokio::Passer::pair()?;
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// // `fdpass_tokio::SendFd<'_>` is `fdpass_core::driver::SendFd<'_, TokioReactor>`.
+/// let sending: fdpass_tokio::SendFd<'_> = a.send(read_end.into());
+/// sending.await?;
+/// # Ok(()) }
+/// ```
 pub struct TokioReactor {
     io: AsyncFd<Arc<OwnedFd>>,
     timer: Option<(Instant, Pin<Box<Sleep>>)>,

@@ -14,6 +14,31 @@ use crate::{Error, SendToken};
 ///
 /// The descriptor was queued when `send` was called. Dropping this future
 /// never un-sends it; only the notification is lost.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+/// # }
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::Waker;
+/// use fdpass_core::driver::{Handle, SendFd};
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = Passer::pair(Config::default())?;
+/// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// let sending: SendFd<'_, TryAlways> = a.send(read_end.into());
+/// assert!(matches!(pin!(sending).poll(&mut cx), Poll::Ready(Ok(()))));
+/// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+/// # Ok(()) }
+/// ```
 #[must_use = "the descriptor is queued either way; await to learn when it was sent"]
 pub struct SendFd<'a, R> {
     shared: &'a Shared<R>,
@@ -69,6 +94,33 @@ impl<R> std::fmt::Debug for SendFd<'_, R> {
 /// Future of `recv`: the next descriptor, or `None` at the peer's orderly
 /// close. Cancel safe: a descriptor that arrived for a dropped `RecvFd` goes
 /// to the next receiver, in order.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+/// # }
+/// use std::future::Future;
+/// use std::pin::{pin, Pin};
+/// use std::task::Waker;
+/// use fdpass_core::driver::{Handle, RecvFd};
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = Passer::pair(Config::default())?;
+/// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let mut first: RecvFd<'_, TryAlways> = b.recv();
+/// assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+/// drop(first); // cancelled: nothing is lost
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// a.push_send(read_end.into())?;
+/// assert!(matches!(pin!(b.recv()).poll(&mut cx), Poll::Ready(Ok(Some(_)))));
+/// # Ok(()) }
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct RecvFd<'a, R> {
     shared: &'a Shared<R>,
@@ -110,6 +162,36 @@ impl<R> std::fmt::Debug for RecvFd<'_, R> {
 }
 
 /// Future of `flush`: resolves once everything queued was sent. Cancel safe.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+/// # }
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::Waker;
+/// use fdpass_core::driver::{Flush, Handle};
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = Passer::pair(Config::default())?;
+/// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// for _ in 0..2 {
+///     let (read_end, _write_end) = std::io::pipe()?;
+///     drop(a.send(read_end.into())); // queued; dropping the future keeps it queued
+/// }
+/// let flushing: Flush<'_, TryAlways> = a.flush();
+/// assert!(matches!(pin!(flushing).poll(&mut cx), Poll::Ready(Ok(()))));
+/// for _ in 0..2 {
+///     assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+/// }
+/// # Ok(()) }
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Flush<'a, R> {
     shared: &'a Shared<R>,

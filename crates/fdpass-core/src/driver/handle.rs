@@ -91,6 +91,25 @@ impl<R: Reactor> Drop for Handle<R> {
 
 impl<R: Reactor> Handle<R> {
     /// Joins a passer with the reactor registration of its socket.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (passer, _peer) = Passer::pair(Config::default())?;
+    /// let handle = Handle::new(passer, TryAlways);
+    /// let clone = handle.clone(); // another handle on the same connection
+    /// assert!(matches!(clone.poll_ready(), Poll::Ready(Ok(()))));
+    /// # Ok(()) }
+    /// ```
     pub fn new(passer: Passer, reactor: R) -> Self {
         let locked = Locked {
             reactor,
@@ -106,17 +125,86 @@ impl<R: Reactor> Handle<R> {
     }
 
     /// The passer's settings.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (passer, _peer) = Passer::pair(Config::default().with_max_fds_per_message(1))?;
+    /// let handle = Handle::new(passer, TryAlways);
+    /// assert_eq!(handle.config().max_fds_per_message, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn config(&self) -> Config {
         *self.shared.lock().driver.passer().config()
     }
 
     /// Queues `fd` at once; the future resolves when the kernel took it.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// let sent = pin!(a.send(read_end.into())).poll(&mut cx);
+    /// assert!(matches!(sent, Poll::Ready(Ok(()))));
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// # Ok(()) }
+    /// ```
     pub fn send(&self, fd: OwnedFd) -> SendFd<'_, R> {
         let token = self.shared.lock().driver.push_send(fd);
         SendFd::new(&self.shared, token)
     }
 
     /// Queues `fd` and writes what the socket takes now.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     a.push_send(read_end.into())?;
+    /// }
+    /// for _ in 0..3 {
+    ///     assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn push_send(&self, fd: OwnedFd) -> Result<(), Error> {
         let mut locked = self.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
@@ -126,22 +214,120 @@ impl<R: Reactor> Handle<R> {
     }
 
     /// The next received descriptor; `None` at the peer's orderly close.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// a.push_send(read_end.into())?;
+    /// let Poll::Ready(Ok(Some(_fd))) = pin!(b.recv()).poll(&mut cx) else {
+    ///     panic!("the descriptor was already in the socket");
+    /// };
+    /// # Ok(()) }
+    /// ```
     pub fn recv(&self) -> RecvFd<'_, R> {
         RecvFd::new(&self.shared)
     }
 
     /// Resolves once everything queued so far was taken by the kernel.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// drop(a.send(read_end.into())); // queued; the notification is not wanted
+    /// assert!(matches!(pin!(a.flush()).poll(&mut cx), Poll::Ready(Ok(()))));
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// # Ok(()) }
+    /// ```
     pub fn flush(&self) -> Flush<'_, R> {
         Flush::new(&self.shared)
     }
 
     /// Closes the connection for every handle (see [`Driver::close`]).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Error, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let other = a.clone();
+    /// a.close();
+    /// assert!(matches!(other.poll_ready(), Poll::Ready(Err(Error::Closed)))); // every handle
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(None))); // the peer's stream ends
+    /// # Ok(()) }
+    /// ```
     pub fn close(&self) {
         self.shared.lock().driver.close();
     }
 
     /// `Stream::poll_next`: received descriptors in order; ends at the peer's
     /// orderly close or after this side closed; an error is yielded once.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// a.push_send(read_end.into())?;
+    /// drop(a);
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(None))); // orderly close
+    /// # Ok(()) }
+    /// ```
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<OwnedFd, Error>>> {
         let mut locked = self.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
@@ -154,11 +340,54 @@ impl<R: Reactor> Handle<R> {
     }
 
     /// `Sink::poll_ready`: the queue is unbounded, so ready while usable.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Error, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let a = Handle::new(a, TryAlways);
+    /// assert!(matches!(a.poll_ready(), Poll::Ready(Ok(()))));
+    /// a.close();
+    /// assert!(matches!(a.poll_ready(), Poll::Ready(Err(Error::Closed))));
+    /// # Ok(()) }
+    /// ```
     pub fn poll_ready(&self) -> Poll<Result<(), Error>> {
         Poll::Ready(self.shared.lock().driver.passer().usable())
     }
 
     /// `Sink::poll_flush`: everything queued taken by the kernel.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (mut a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// drop(a.send(read_end.into())); // queued, not written yet
+    /// assert!(matches!(a.poll_flush(&mut cx), Poll::Ready(Ok(()))));
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// # Ok(()) }
+    /// ```
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut locked = self.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
@@ -166,6 +395,30 @@ impl<R: Reactor> Handle<R> {
     }
 
     /// `Sink::poll_close`: flush, then close the connection.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (mut a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// drop(a.send(read_end.into())); // queued, not written yet
+    /// assert!(matches!(a.poll_close(&mut cx), Poll::Ready(Ok(())))); // flushed, then closed
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(None)));
+    /// # Ok(()) }
+    /// ```
     pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match self.poll_flush(cx) {
             Poll::Ready(Ok(())) | Poll::Ready(Err(Error::Closed)) => {

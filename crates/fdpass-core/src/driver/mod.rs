@@ -13,6 +13,31 @@
 //! (so no wake-up can slip between the check and the wait), then drives, then
 //! checks its own condition. Readiness and timer wake-ups go to one fan-out
 //! waker that wakes every registered task; whichever runs first drives for all.
+//!
+//! ```
+//! # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+//! # use fdpass_core::driver::{Direction, Reactor};
+//! # struct TryAlways;
+//! # impl Reactor for TryAlways {
+//! #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+//! #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+//! # }
+//! use std::future::Future;
+//! use std::pin::pin;
+//! use std::task::Waker;
+//! use fdpass_core::driver::Handle;
+//! use fdpass_core::{Config, Passer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // An adapter's passer is a `Handle` on its reactor (here a stand-in).
+//! let (a, b) = Passer::pair(Config::default())?;
+//! let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+//! let mut cx = Context::from_waker(Waker::noop());
+//! let (read_end, _write_end) = std::io::pipe()?;
+//! assert!(pin!(a.send(read_end.into())).poll(&mut cx).is_ready());
+//! assert!(matches!(pin!(b.recv()).poll(&mut cx), Poll::Ready(Ok(Some(_)))));
+//! # Ok(()) }
+//! ```
 
 use std::collections::VecDeque;
 use std::io;
@@ -32,6 +57,20 @@ pub use futures::{Flush, RecvFd, SendFd};
 pub use handle::Handle;
 
 /// One direction of the socket.
+///
+/// ```
+/// use fdpass_core::driver::Direction;
+/// use fdpass_core::{Interest, Want};
+///
+/// fn want(interest: Interest, direction: Direction) -> Want {
+///     match direction {
+///         Direction::Read => interest.read,
+///         Direction::Write => interest.write,
+///     }
+/// }
+/// let interest = Interest { read: Want::Idle, write: Want::Now };
+/// assert_eq!(want(interest, Direction::Write), Want::Now);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Receiving.
@@ -68,6 +107,26 @@ pub trait Reactor {
     /// `attempt`, which does the I/O and returns `true` if the socket said
     /// "would block"; the reactor must then forget that readiness (tokio:
     /// `clear_ready`) so the next call waits for a new event.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    ///
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut tried = false;
+    /// // The attempt made progress (it did not block), so the reactor reports ready.
+    /// let ready = TryAlways.poll_ready(&mut cx, Direction::Read, &mut || {
+    ///     tried = true;
+    ///     false
+    /// });
+    /// assert!(tried && ready.is_ready());
+    /// ```
     fn poll_ready(
         &mut self,
         cx: &mut Context<'_>,
@@ -77,6 +136,23 @@ pub trait Reactor {
 
     /// Completes once `deadline` has passed; a later call with another
     /// deadline re-arms the timer.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    ///
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(TryAlways.poll_deadline(&mut cx, Instant::now()).is_ready());
+    /// let later = Instant::now() + Duration::from_secs(60);
+    /// assert!(TryAlways.poll_deadline(&mut cx, later).is_pending());
+    /// ```
     fn poll_deadline(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()>;
 }
 
@@ -109,6 +185,39 @@ impl Wake for WakerSet {
 
 /// A task's place in the passer's waker set. Keep one per future and pass it
 /// to [`Driver::forget`] when the future is dropped.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+/// # }
+/// use std::task::Waker;
+/// use fdpass_core::driver::{Driver, Waiter};
+/// use fdpass_core::{Config, Passer};
+///
+/// /// A flush future's state: its waiter, forgotten when it is dropped.
+/// struct Flushing<'a> {
+///     driver: &'a mut Driver,
+///     waiter: Waiter,
+/// }
+///
+/// impl Drop for Flushing<'_> {
+///     fn drop(&mut self) {
+///         self.driver.forget(&mut self.waiter);
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (passer, _peer) = Passer::pair(Config::default())?;
+/// let mut driver = Driver::new(passer);
+/// let mut flushing = Flushing { driver: &mut driver, waiter: Waiter::default() };
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(flushing.driver.poll_flush(&mut cx, &mut TryAlways, &mut flushing.waiter).is_ready());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct Waiter {
     key: Option<usize>,
@@ -116,6 +225,32 @@ pub struct Waiter {
 
 /// The state of one `recv()` future: its waker and, once it asked the passer
 /// to read, its request.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+/// # }
+/// use std::task::Waker;
+/// use fdpass_core::driver::{Driver, RecvRequest};
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = Passer::pair(Config::default())?;
+/// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let mut request = RecvRequest::default();
+/// assert!(b.poll_recv(&mut cx, &mut TryAlways, &mut request).is_pending()); // nothing sent yet
+/// let (read_end, _write_end) = rustix::pipe::pipe()?;
+/// a.push_send(read_end)?;
+/// a.drive_now(&mut TryAlways);
+/// // The same request, polled again, gets the descriptor.
+/// assert!(matches!(b.poll_recv(&mut cx, &mut TryAlways, &mut request), Poll::Ready(Ok(Some(_)))));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct RecvRequest {
     waiter: Waiter,
@@ -170,6 +305,17 @@ pub struct Driver {
 
 impl Driver {
     /// Wraps a passer.
+    ///
+    /// ```
+    /// use fdpass_core::driver::Driver;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (passer, _peer) = Passer::pair(Config::default())?;
+    /// let driver = Driver::new(passer);
+    /// assert_eq!(driver.passer().queued_sends(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn new(passer: Passer) -> Self {
         let wakers = Arc::new(WakerSet::default());
         let fan_out = Waker::from(wakers.clone());
@@ -185,12 +331,48 @@ impl Driver {
     }
 
     /// The passer, for reading its settings and state.
+    ///
+    /// ```
+    /// use fdpass_core::driver::Driver;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (passer, _peer) = Passer::pair(Config::default().with_max_fds_per_message(1))?;
+    /// let driver = Driver::new(passer);
+    /// assert_eq!(driver.passer().config().max_fds_per_message, 1);
+    /// assert!(driver.passer().usable().is_ok());
+    /// # Ok(()) }
+    /// ```
     pub fn passer(&self) -> &Passer {
         &self.passer
     }
 
     /// Queues `fd` for sending (see [`Passer::push_send`]). Nothing is written
     /// until the driver is next driven.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// let token = a.push_send(read_end)?;
+    /// assert_eq!(a.passer().queued_sends(), 1); // not written yet
+    /// assert!(a.poll_sent(&mut cx, &mut TryAlways, token, &mut Waiter::default()).is_ready());
+    /// assert_eq!(a.passer().queued_sends(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, Error> {
         let token = self.passer.push_send(fd)?;
         self.last_pushed = Some(token);
@@ -199,11 +381,60 @@ impl Driver {
 
     /// Drives the passer once without a waiting task: used right after a
     /// fire-and-forget push so the descriptor goes out at once when it can.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, RecvRequest};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send(read_end)?;
+    /// let mut request = RecvRequest::default();
+    /// assert!(b.poll_recv(&mut cx, &mut TryAlways, &mut request).is_pending()); // only queued
+    /// a.drive_now(&mut TryAlways);
+    /// assert!(matches!(b.poll_recv(&mut cx, &mut TryAlways, &mut request), Poll::Ready(Ok(Some(_)))));
+    /// # Ok(()) }
+    /// ```
     pub fn drive_now<R: Reactor>(&mut self, reactor: &mut R) {
         self.drive(reactor, None);
     }
 
     /// Ready once the kernel has taken the descriptor of `token`.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// let token = a.push_send(read_end)?;
+    /// let mut waiter = Waiter::default();
+    /// let sent = a.poll_sent(&mut cx, &mut TryAlways, token, &mut waiter);
+    /// assert!(matches!(sent, Poll::Ready(Ok(()))));
+    /// # Ok(()) }
+    /// ```
     pub fn poll_sent<R: Reactor>(
         &mut self,
         cx: &mut Context<'_>,
@@ -221,6 +452,34 @@ impl Driver {
     }
 
     /// Ready once every descriptor pushed so far has been taken by the kernel.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut waiter = Waiter::default();
+    /// // Nothing pushed yet: flushed already.
+    /// assert!(matches!(a.poll_flush(&mut cx, &mut TryAlways, &mut waiter), Poll::Ready(Ok(()))));
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = rustix::pipe::pipe()?;
+    ///     a.push_send(read_end)?;
+    /// }
+    /// assert!(matches!(a.poll_flush(&mut cx, &mut TryAlways, &mut waiter), Poll::Ready(Ok(()))));
+    /// assert_eq!(a.passer().queued_sends(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn poll_flush<R: Reactor>(
         &mut self,
         cx: &mut Context<'_>,
@@ -235,6 +494,32 @@ impl Driver {
 
     /// The next descriptor, or `None` once the peer closed in an orderly way
     /// and nothing received is left.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, RecvRequest};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send(read_end)?;
+    /// a.drive_now(&mut TryAlways);
+    /// drop(a); // the peer closes right after sending
+    /// let mut request = RecvRequest::default();
+    /// assert!(matches!(b.poll_recv(&mut cx, &mut TryAlways, &mut request), Poll::Ready(Ok(Some(_)))));
+    /// assert!(matches!(b.poll_recv(&mut cx, &mut TryAlways, &mut request), Poll::Ready(Ok(None))));
+    /// # Ok(()) }
+    /// ```
     pub fn poll_recv<R: Reactor>(
         &mut self,
         cx: &mut Context<'_>,
@@ -291,11 +576,59 @@ impl Driver {
 
     /// A `recv()` future was dropped: withdraw its request if the passer has
     /// not fulfilled it; if it has, the descriptor waits for the next receiver.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, RecvRequest};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (_a, b) = Passer::pair(Config::default())?;
+    /// let mut b = Driver::new(b);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut dropped = RecvRequest::default();
+    /// assert!(b.poll_recv(&mut cx, &mut TryAlways, &mut dropped).is_pending());
+    /// b.cancel_recv(&mut dropped); // its future was dropped
+    /// assert_eq!(b.passer().outstanding_recvs(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn cancel_recv(&mut self, request: &mut RecvRequest) {
         self.finish(request);
     }
 
     /// Removes a waiting task's waker (its future completed or was dropped).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// let token = a.push_send(read_end)?;
+    /// let mut waiter = Waiter::default();
+    /// let _ = a.poll_sent(&mut cx, &mut TryAlways, token, &mut waiter);
+    /// // What a future's `Drop` does; harmless once it completed.
+    /// a.forget(&mut waiter);
+    /// # Ok(()) }
+    /// ```
     pub fn forget(&mut self, waiter: &mut Waiter) {
         if let Some(key) = waiter.key.take() {
             self.wakers
@@ -308,6 +641,31 @@ impl Driver {
 
     /// Closes the passer (see [`Passer::close`]) and wakes every waiting task.
     /// Descriptors received and not yet claimed are closed too.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, RecvRequest, Waiter};
+    /// use fdpass_core::{Config, Error, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// a.close();
+    /// let flushed = a.poll_flush(&mut cx, &mut TryAlways, &mut Waiter::default());
+    /// assert!(matches!(flushed, Poll::Ready(Err(Error::Closed))));
+    /// // The peer sees an orderly end of stream.
+    /// let received = b.poll_recv(&mut cx, &mut TryAlways, &mut RecvRequest::default());
+    /// assert!(matches!(received, Poll::Ready(Ok(None))));
+    /// # Ok(()) }
+    /// ```
     pub fn close(&mut self) {
         self.passer.close();
         self.received.clear();
