@@ -442,6 +442,11 @@ impl Driver {
         token: SendToken,
         waiter: &mut Waiter,
     ) -> Poll<Result<(), Error>> {
+        // Already sent (another task drove): done, without touching wakers.
+        if self.sent_through >= Some(token) {
+            self.forget(waiter);
+            return Poll::Ready(Ok(()));
+        }
         self.register(waiter, cx);
         self.drive(reactor, waiter.key);
         if self.sent_through >= Some(token) {
@@ -526,10 +531,14 @@ impl Driver {
         reactor: &mut R,
         request: &mut RecvRequest,
     ) -> Poll<Result<Option<OwnedFd>, Error>> {
-        self.register(&mut request.waiter, cx);
-        if self.received.is_empty() {
-            self.drive(reactor, request.waiter.key);
+        // A descriptor is waiting (one message brings many): hand it out
+        // without touching wakers, the common case under load.
+        if let Some(fd) = self.received.pop_front() {
+            self.finish(request);
+            return Poll::Ready(Ok(Some(fd)));
         }
+        self.register(&mut request.waiter, cx);
+        self.drive(reactor, request.waiter.key);
         if let Some(fd) = self.received.pop_front() {
             self.finish(request);
             return Poll::Ready(Ok(Some(fd)));
