@@ -36,7 +36,8 @@ impl Stream for Passer {
 }
 
 /// Queues descriptors to send. `poll_ready` is always ready (the queue is
-/// unbounded, like `push_send`); `poll_flush` waits until the kernel took
+/// unbounded, like `push_send`); `start_send` only queues, so a `send_all`
+/// fills whole messages; `poll_flush` writes and waits until the kernel took
 /// everything; `poll_close` flushes, then closes the connection.
 ///
 /// ```
@@ -59,7 +60,7 @@ impl Sink<OwnedFd> for Passer {
     }
 
     fn start_send(self: Pin<&mut Self>, fd: OwnedFd) -> Result<(), Error> {
-        self.handle.push_send(fd)
+        self.handle.start_send(fd)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

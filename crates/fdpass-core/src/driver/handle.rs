@@ -364,6 +364,37 @@ impl<R: Reactor> Handle<R> {
         Poll::Ready(self.shared.lock().driver.passer().usable())
     }
 
+    /// `Sink::start_send`: queues `fd` without writing. The `Sink` contract
+    /// leaves writing to `poll_flush`, so a `send_all` fills whole messages
+    /// instead of writing each descriptor as it comes.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Handle::new(a, TryAlways);
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     a.start_send(read_end.into())?;
+    /// }
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(matches!(a.poll_flush(&mut cx), Poll::Ready(Ok(())))); // one message of three
+    /// # Ok(()) }
+    /// ```
+    pub fn start_send(&self, fd: OwnedFd) -> Result<(), Error> {
+        self.shared.lock().driver.push_send(fd).map(drop)
+    }
+
     /// `Sink::poll_flush`: everything queued taken by the kernel.
     ///
     /// ```

@@ -537,12 +537,6 @@ impl Driver {
             self.finish(request);
             return Poll::Ready(Ok(Some(fd)));
         }
-        self.register(&mut request.waiter, cx);
-        self.drive(reactor, request.waiter.key);
-        if let Some(fd) = self.received.pop_front() {
-            self.finish(request);
-            return Poll::Ready(Ok(Some(fd)));
-        }
         // Our request was fulfilled, but another receiver took its descriptor
         // (any receiver takes the oldest): ask again, or nobody reads for us.
         if request
@@ -563,12 +557,20 @@ impl Driver {
                     return Poll::Ready(Err(e));
                 }
             }
-            // A new request may be served at once (read ahead) or need I/O.
-            self.drive(reactor, request.waiter.key);
+            // A request made while the passer holds descriptors read ahead is
+            // fulfilled by `push_recv` itself: no I/O, no waker. The only
+            // event it adds is our own, so nobody else needs waking.
+            self.collect_events();
             if let Some(fd) = self.received.pop_front() {
                 self.finish(request);
                 return Poll::Ready(Ok(Some(fd)));
             }
+        }
+        self.register(&mut request.waiter, cx);
+        self.drive(reactor, request.waiter.key);
+        if let Some(fd) = self.received.pop_front() {
+            self.finish(request);
+            return Poll::Ready(Ok(Some(fd)));
         }
         if self.passer.is_peer_closed() {
             self.finish(request);
