@@ -1,0 +1,220 @@
+//! What is measured: an implementation, a batch size and a receive strategy.
+
+use std::fmt;
+
+use fdpass_core::{Config, Reservation, SCM_MAX_FD};
+
+/// The batch sizes of the sweep (descriptors per message).
+pub const SWEEP: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 253];
+
+/// Who does the passing, on both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Imp {
+    /// rustix `sendmsg`/`recvmsg` on blocking sockets: the limit.
+    Raw,
+    /// `fdpass_core::Passer` in a plain `poll(2)` loop.
+    Core,
+    /// `fdpass_tokio::Passer` on a current-thread runtime.
+    TokioCt,
+    /// `fdpass_tokio::Passer` on a multi-thread runtime (tasks on workers).
+    TokioMt,
+    /// `fdpass_mio::Passer` in a mio loop.
+    Mio,
+    /// `fdpass_smol::Passer` under `async_io::block_on`.
+    Smol,
+    /// As `TokioCt`, but the sender starts every `send()` before awaiting
+    /// any, instead of `push_send` (which writes at once when it can).
+    TokioCtQueued,
+    /// As `TokioMt`, sending like `TokioCtQueued`.
+    TokioMtQueued,
+    /// As `Smol`, sending like `TokioCtQueued`.
+    SmolQueued,
+    /// The `sendfd` crate, blocking.
+    Sendfd,
+    /// The `passfd` crate, blocking.
+    Passfd,
+    /// The `async-send-fd` crate on a current-thread tokio runtime.
+    AsyncSendFd,
+}
+
+impl Imp {
+    /// The fdpass implementations (the adapters and the core loop).
+    pub const FDPASS: [Imp; 5] = [Imp::Core, Imp::TokioCt, Imp::TokioMt, Imp::Mio, Imp::Smol];
+
+    /// The async adapters again, with every `send()` started before any is
+    /// awaited: the queue is deep from the start, so messages are full.
+    pub const QUEUED: [Imp; 3] = [Imp::TokioCtQueued, Imp::TokioMtQueued, Imp::SmolQueued];
+
+    /// The other crates.
+    pub const PEERS: [Imp; 3] = [Imp::Sendfd, Imp::Passfd, Imp::AsyncSendFd];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Imp::Raw => "raw",
+            Imp::Core => "core",
+            Imp::TokioCt => "tokio-ct",
+            Imp::TokioMt => "tokio-mt",
+            Imp::Mio => "mio",
+            Imp::Smol => "smol",
+            Imp::TokioCtQueued => "tokio-ct-queued",
+            Imp::TokioMtQueued => "tokio-mt-queued",
+            Imp::SmolQueued => "smol-queued",
+            Imp::Sendfd => "sendfd",
+            Imp::Passfd => "passfd",
+            Imp::AsyncSendFd => "async-send-fd",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Imp::Raw => "raw rustix loop",
+            Imp::Core => "fdpass-core, poll(2) loop",
+            Imp::TokioCt => "fdpass-tokio, current-thread",
+            Imp::TokioMt => "fdpass-tokio, multi-thread",
+            Imp::Mio => "fdpass-mio",
+            Imp::Smol => "fdpass-smol",
+            Imp::TokioCtQueued => "fdpass-tokio, current-thread, send()s queued",
+            Imp::TokioMtQueued => "fdpass-tokio, multi-thread, send()s queued",
+            Imp::SmolQueued => "fdpass-smol, send()s queued",
+            Imp::Sendfd => "sendfd 0.4 (blocking)",
+            Imp::Passfd => "passfd 0.1 (blocking)",
+            Imp::AsyncSendFd => "async-send-fd 1.2 (tokio)",
+        }
+    }
+
+    fn from_id(id: &str) -> Option<Imp> {
+        [Imp::Raw]
+            .into_iter()
+            .chain(Imp::FDPASS)
+            .chain(Imp::QUEUED)
+            .chain(Imp::PEERS)
+            .find(|imp| imp.id() == id)
+    }
+
+    pub fn is_fdpass(self) -> bool {
+        Imp::FDPASS.contains(&self) || Imp::QUEUED.contains(&self)
+    }
+}
+
+/// How the receiving side makes room for and takes descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Recv {
+    /// One `recvmsg` that installs the descriptors (raw loop and other crates).
+    Plain,
+    /// `MSG_PEEK | MSG_CMSG_CLOEXEC`, then a consuming `recvmsg` without a
+    /// control buffer (raw loop, and fdpass's `Reservation::Peek`).
+    Peek,
+    /// fdpass's `Reservation::Sentinel`: close the reserved slots, `recvmsg`,
+    /// duplicate them again.
+    Sentinel,
+}
+
+impl Recv {
+    pub fn id(self) -> &'static str {
+        match self {
+            Recv::Plain => "plain",
+            Recv::Peek => "peek",
+            Recv::Sentinel => "sentinel",
+        }
+    }
+
+    fn from_id(id: &str) -> Option<Recv> {
+        [Recv::Plain, Recv::Peek, Recv::Sentinel]
+            .into_iter()
+            .find(|r| r.id() == id)
+    }
+}
+
+/// One configuration measured: both processes run the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Case {
+    pub imp: Imp,
+    /// Descriptors per message at most (`max_fds_per_message` for fdpass).
+    pub batch: usize,
+    pub recv: Recv,
+}
+
+impl Case {
+    pub fn new(imp: Imp, batch: usize, recv: Recv) -> Case {
+        Case { imp, batch, recv }
+    }
+
+    /// The fdpass settings of this case.
+    pub fn config(&self) -> Config {
+        let reservation = match self.recv {
+            Recv::Sentinel => Reservation::Sentinel,
+            _ => Reservation::Peek,
+        };
+        Config::default()
+            .with_max_fds_per_message(self.batch)
+            .with_reservation(reservation)
+    }
+
+    /// Parses what [`Display`](fmt::Display) writes.
+    pub fn parse(s: &str) -> Option<Case> {
+        let mut parts = s.rsplitn(3, ':');
+        let recv = Recv::from_id(parts.next()?)?;
+        let batch = parts.next()?.parse().ok()?;
+        let imp = Imp::from_id(parts.next()?)?;
+        Some(Case { imp, batch, recv })
+    }
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.imp.id(), self.batch, self.recv.id())
+    }
+}
+
+/// A case and what to measure in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Planned {
+    pub case: Case,
+    /// Also measure the ping-pong round trip.
+    pub latency: bool,
+}
+
+/// Every case of a run, in the order they are measured.
+pub fn plan(quick: bool) -> Vec<Planned> {
+    let default_batch = Config::default().max_fds_per_message;
+    let mut sweep = if quick {
+        vec![1, default_batch, SCM_MAX_FD]
+    } else {
+        SWEEP.to_vec()
+    };
+    let mut sentinel = if quick {
+        vec![1, 8]
+    } else {
+        vec![1, 8, default_batch]
+    };
+    for sizes in [&mut sweep, &mut sentinel] {
+        sizes.sort_unstable();
+        sizes.dedup();
+    }
+    let mut plan = Vec::new();
+    let mut add = |case: Case, latency: bool| plan.push(Planned { case, latency });
+    for recv in [Recv::Plain, Recv::Peek] {
+        for &batch in &sweep {
+            add(Case::new(Imp::Raw, batch, recv), batch == 1);
+        }
+    }
+    for imp in Imp::FDPASS {
+        for &batch in &sweep {
+            add(Case::new(imp, batch, Recv::Peek), batch == default_batch);
+        }
+        for &batch in &sentinel {
+            add(
+                Case::new(imp, batch, Recv::Sentinel),
+                batch == 1 || batch == default_batch,
+            );
+        }
+    }
+    for imp in Imp::QUEUED {
+        add(Case::new(imp, default_batch, Recv::Peek), false);
+    }
+    add(Case::new(Imp::Sendfd, 1, Recv::Plain), true);
+    add(Case::new(Imp::Sendfd, default_batch, Recv::Plain), false);
+    add(Case::new(Imp::Passfd, 1, Recv::Plain), true);
+    add(Case::new(Imp::AsyncSendFd, 1, Recv::Plain), true);
+    plan
+}

@@ -1,0 +1,159 @@
+//! fdpass-core driven by a plain `poll(2)` loop, as the crate docs show.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use fdpass_core::{Config, Event, Passer, Want};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+use super::{closed, Endpoint, RECV_WINDOW};
+use crate::BoxError;
+
+pub struct CorePoll {
+    passer: Passer,
+}
+
+impl CorePoll {
+    pub fn new(socket: OwnedFd, config: Config) -> Result<CorePoll, BoxError> {
+        Ok(CorePoll {
+            passer: Passer::new(socket, config)?,
+        })
+    }
+}
+
+/// Drives `passer` until `on_event` says it is done: I/O the passer wants
+/// now is done at once; otherwise `poll(2)` waits for readiness or the next
+/// retry deadline.
+fn run(
+    passer: &mut Passer,
+    mut on_event: impl FnMut(&mut Passer, Event) -> Result<bool, BoxError>,
+) -> Result<(), BoxError> {
+    loop {
+        while let Some(event) = passer.poll_event() {
+            if let Event::Failed(e) = event {
+                return Err(e.into());
+            }
+            if on_event(passer, event)? {
+                return Ok(());
+            }
+        }
+        let now = Instant::now();
+        passer.handle_timeout(now);
+        let interest = passer.interest();
+        if interest.write == Want::Now {
+            passer.handle_writable(now);
+            continue;
+        }
+        if interest.read == Want::Now {
+            passer.handle_readable(now);
+            continue;
+        }
+        let mut flags = PollFlags::empty();
+        if interest.read == Want::WhenReady {
+            flags |= PollFlags::IN;
+        }
+        if interest.write == Want::WhenReady {
+            flags |= PollFlags::OUT;
+        }
+        let deadline = passer.poll_timeout();
+        if flags.is_empty() && deadline.is_none() {
+            return Err("the passer has nothing to wait for".into());
+        }
+        let wait = deadline.map_or(Duration::from_secs(10), |at| {
+            at.saturating_duration_since(now)
+        });
+        let timeout = Timespec::try_from(wait)?;
+        let mut fds = [PollFd::from_borrowed_fd(passer.as_fd(), flags)];
+        poll(&mut fds, Some(&timeout))?;
+        let ready = fds[0].revents();
+        let now = Instant::now();
+        if ready.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+            passer.handle_readable(now);
+        }
+        if ready.intersects(PollFlags::OUT | PollFlags::HUP | PollFlags::ERR) {
+            passer.handle_writable(now);
+        }
+    }
+}
+
+/// Waits for the `Received` event of the one outstanding request.
+fn recv_one(passer: &mut Passer) -> Result<OwnedFd, BoxError> {
+    passer.push_recv()?;
+    let mut got = None;
+    run(passer, |_, event| match event {
+        Event::Received(_, fd) => {
+            got = Some(fd);
+            Ok(true)
+        }
+        Event::Closed => Err(closed()),
+        _ => Ok(false),
+    })?;
+    got.ok_or_else(closed)
+}
+
+/// Pushes `fd` and waits for its `Sent` event.
+fn send_one(passer: &mut Passer, fd: OwnedFd) -> Result<(), BoxError> {
+    let token = passer.push_send(fd)?;
+    run(passer, |_, event| {
+        Ok(matches!(event, Event::Sent(t) if t >= token))
+    })
+}
+
+impl Endpoint for CorePoll {
+    fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
+        let mut last = None;
+        for fd in fds {
+            last = Some(self.passer.push_send(fd)?);
+        }
+        let Some(last) = last else { return Ok(()) };
+        run(&mut self.passer, |_, event| {
+            Ok(matches!(event, Event::Sent(t) if t >= last))
+        })
+    }
+
+    fn recv_n(&mut self, n: usize) -> Result<(), BoxError> {
+        let mut asked = 0;
+        while asked < n.min(RECV_WINDOW) {
+            self.passer.push_recv()?;
+            asked += 1;
+        }
+        let mut got = 0;
+        run(&mut self.passer, |passer, event| match event {
+            Event::Received(_, fd) => {
+                drop(fd);
+                got += 1;
+                if asked < n {
+                    passer.push_recv()?;
+                    asked += 1;
+                }
+                Ok(got == n)
+            }
+            Event::Closed => Err(closed()),
+            _ => Ok(false),
+        })
+    }
+
+    fn ping(
+        &mut self,
+        fd: OwnedFd,
+        rounds: usize,
+        stamps: &mut Vec<Instant>,
+    ) -> Result<OwnedFd, BoxError> {
+        let mut fd = fd;
+        stamps.push(Instant::now());
+        for _ in 0..rounds {
+            send_one(&mut self.passer, fd)?;
+            fd = recv_one(&mut self.passer)?;
+            stamps.push(Instant::now());
+        }
+        Ok(fd)
+    }
+
+    fn echo(&mut self, rounds: usize) -> Result<(), BoxError> {
+        for _ in 0..rounds {
+            let fd = recv_one(&mut self.passer)?;
+            send_one(&mut self.passer, fd)?;
+        }
+        Ok(())
+    }
+}

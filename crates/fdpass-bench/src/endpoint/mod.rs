@@ -1,0 +1,73 @@
+//! One end of a connection for each implementation, with the four operations
+//! every measurement is made of.
+
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use crate::case::{Case, Imp, Recv};
+use crate::BoxError;
+
+mod core_poll;
+mod mio_loop;
+mod peers;
+mod raw;
+mod smol_rt;
+mod tokio_rt;
+
+/// One end of a connection, as the sender (parent) or the receiver (child).
+pub trait Endpoint {
+    /// Sends every descriptor, in order, closing each once the kernel has it;
+    /// returns when all are in the kernel's hands.
+    fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError>;
+
+    /// Receives `n` descriptors, closing each as it arrives.
+    fn recv_n(&mut self, n: usize) -> Result<(), BoxError>;
+
+    /// `rounds` times: sends `fd`, and takes back what the peer returns as
+    /// the next `fd`. Returns the last one. Pushes the time onto `stamps`
+    /// before the first round and after each (`rounds + 1` in all; reserve
+    /// room first, so that nothing allocates meanwhile).
+    fn ping(
+        &mut self,
+        fd: OwnedFd,
+        rounds: usize,
+        stamps: &mut Vec<Instant>,
+    ) -> Result<OwnedFd, BoxError>;
+
+    /// `rounds` times: receives a descriptor and sends it straight back.
+    fn echo(&mut self, rounds: usize) -> Result<(), BoxError>;
+}
+
+/// The endpoint of `case` on `socket` (a connected, blocking, close-on-exec
+/// `SOCK_STREAM` socket).
+pub fn open(case: Case, socket: OwnedFd) -> Result<Box<dyn Endpoint>, BoxError> {
+    Ok(match case.imp {
+        Imp::Raw => Box::new(raw::Raw::new(socket, case.batch, case.recv == Recv::Peek)),
+        Imp::Core => Box::new(core_poll::CorePoll::new(socket, case.config())?),
+        Imp::TokioCt | Imp::TokioMt | Imp::TokioCtQueued | Imp::TokioMtQueued => {
+            Box::new(tokio_rt::TokioEndpoint::new(
+                socket,
+                case.config(),
+                matches!(case.imp, Imp::TokioMt | Imp::TokioMtQueued),
+                matches!(case.imp, Imp::TokioCtQueued | Imp::TokioMtQueued),
+            )?)
+        }
+        Imp::Mio => Box::new(mio_loop::MioLoop::new(socket, case.config())?),
+        Imp::Smol | Imp::SmolQueued => Box::new(smol_rt::SmolEndpoint::new(
+            socket,
+            case.config(),
+            case.imp == Imp::SmolQueued,
+        )?),
+        Imp::Sendfd => Box::new(peers::Sendfd::new(socket, case.batch)),
+        Imp::Passfd => Box::new(peers::Passfd::new(socket)),
+        Imp::AsyncSendFd => Box::new(peers::AsyncSendFd::new(socket)?),
+    })
+}
+
+/// How many receive requests a receiver keeps outstanding: enough for two
+/// of the largest messages, as a worker that asks ahead would.
+pub const RECV_WINDOW: usize = 2 * fdpass_core::SCM_MAX_FD;
+
+fn closed() -> BoxError {
+    "the peer closed the connection early".into()
+}
