@@ -732,28 +732,19 @@ impl Driver {
                 progressed |= match want {
                     Want::Idle => false,
                     Want::Now => {
-                        self.handle(direction, now);
+                        handle(&mut self.passer, direction, now);
                         true
                     }
                     Want::WhenReady => {
                         let passer = &mut self.passer;
-                        let mut attempt = || {
-                            match direction {
-                                Direction::Read => passer.handle_readable(now),
-                                Direction::Write => passer.handle_writable(now),
-                            }
-                            let want = passer.interest();
-                            let want = if direction == Direction::Read {
-                                want.read
-                            } else {
-                                want.write
-                            };
-                            want == Want::WhenReady
-                        };
+                        let mut attempt = || handle(passer, direction, now) == Want::WhenReady;
                         match reactor.poll_ready(&mut cx, direction, &mut attempt) {
                             Poll::Ready(Ok(())) => true,
+                            // A reactor that cannot watch the socket leaves the
+                            // passer deaf: fail it, so every waiting task (woken
+                            // below with the failure event) learns why.
                             Poll::Ready(Err(e)) => {
-                                self.fail_from_reactor(e);
+                                self.passer.abort(e.into());
                                 true
                             }
                             Poll::Pending => false,
@@ -773,20 +764,6 @@ impl Driver {
         }
     }
 
-    fn handle(&mut self, direction: Direction, now: Instant) {
-        match direction {
-            Direction::Read => self.passer.handle_readable(now),
-            Direction::Write => self.passer.handle_writable(now),
-        }
-    }
-
-    /// A reactor that cannot watch the socket leaves the passer deaf: fail it
-    /// so every waiting task learns why instead of waiting forever.
-    fn fail_from_reactor(&mut self, e: io::Error) {
-        self.passer.abort(e.into());
-        self.collect_events();
-    }
-
     /// Moves the passer's events into the shared state; true if any arrived.
     fn collect_events(&mut self) -> bool {
         let mut any = false;
@@ -802,6 +779,20 @@ impl Driver {
             }
         }
         any
+    }
+}
+
+/// Does the I/O `direction` wants and returns what it wants next.
+fn handle(passer: &mut Passer, direction: Direction, now: Instant) -> Want {
+    match direction {
+        Direction::Read => {
+            passer.handle_readable(now);
+            passer.interest().read
+        }
+        Direction::Write => {
+            passer.handle_writable(now);
+            passer.interest().write
+        }
     }
 }
 
