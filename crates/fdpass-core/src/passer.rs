@@ -205,6 +205,48 @@ impl<S: Sys> Passer<S> {
         Ok(self.send.push(fd))
     }
 
+    /// Queues every descriptor of `fds`, in order; returns at once with the
+    /// last one's token (`None` if `fds` was empty). [`Event::Sent`] with that
+    /// token or a later one reports that the kernel took them all.
+    ///
+    /// The same as calling [`push_send`](Self::push_send) for each, but a
+    /// driver that writes only after the whole batch is queued fills every
+    /// message up to [`max_fds_per_message`](crate::Config::max_fds_per_message),
+    /// which a sender with a deep queue wants: the receiver's cost is mostly
+    /// per message.
+    ///
+    /// # Errors
+    /// As [`push_send`](Self::push_send); then every descriptor of `fds` is
+    /// closed and none is queued.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let mut fds = Vec::new();
+    /// for _ in 0..3 {
+    ///     let (r, _w) = rustix::pipe::pipe()?;
+    ///     fds.push(r);
+    /// }
+    /// let last = a.push_send_many(fds)?;
+    /// assert_eq!(last, Some(fdpass_core::SendToken(2)));
+    /// assert_eq!(a.queued_sends(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_many<I>(&mut self, fds: I) -> Result<Option<SendToken>, Error>
+    where
+        I: IntoIterator<Item = OwnedFd>,
+    {
+        let fds = fds.into_iter();
+        if let Err(e) = self.usable() {
+            for fd in fds {
+                self.sys.close(fd);
+            }
+            return Err(e);
+        }
+        // Pushing cannot fail once the passer is usable: no I/O happens here.
+        Ok(fds.map(|fd| self.send.push(fd)).last())
+    }
+
     /// Asks for the next descriptor; returns at once. [`Event::Received`] with
     /// this token brings it. The passer reads from the socket only while
     /// requests are outstanding.
@@ -232,6 +274,41 @@ impl<S: Sys> Passer<S> {
             self.events.push_back(Event::Received(token, fd));
         }
         Ok(token)
+    }
+
+    /// The next descriptor, if it was already read (one message brings
+    /// many): a receive request made and fulfilled at once, without a
+    /// [`Event::Received`]. Returns `None`, and asks for nothing, when no
+    /// descriptor waits or while undrained events could hold earlier ones;
+    /// use [`push_recv`](Self::push_recv) then.
+    ///
+    /// A receiver that takes one descriptor at a time saves the event's round
+    /// trip this way; the descriptor comes in the same order either way.
+    ///
+    /// ```
+    /// use fdpass_core::{Config, Event, Passer};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, mut b) = Passer::pair(Config::default())?;
+    /// for _ in 0..2 {
+    ///     let (r, _w) = rustix::pipe::pipe()?;
+    ///     a.push_send(r)?;
+    /// }
+    /// a.handle_writable(std::time::Instant::now()); // one message of two
+    /// assert!(b.try_recv().is_none()); // nothing read yet
+    /// b.push_recv()?;
+    /// b.handle_readable(std::time::Instant::now());
+    /// assert!(matches!(b.poll_event(), Some(Event::Received(..))));
+    /// // The second descriptor came with the first and waits in the passer.
+    /// let (_token, _fd) = b.try_recv().expect("read ahead");
+    /// # Ok(()) }
+    /// ```
+    pub fn try_recv(&mut self) -> Option<(RecvToken, OwnedFd)> {
+        // Events are in order and may hold descriptors that came before any
+        // read ahead: those go first.
+        if !self.events.is_empty() {
+            return None;
+        }
+        self.recv.take_read_ahead()
     }
 
     /// Withdraws a receive request that has not been fulfilled yet, so the

@@ -45,6 +45,15 @@ impl RecvQueue {
         }
     }
 
+    /// A request fulfilled at once from the descriptors read ahead, if any
+    /// wait; otherwise nothing changes (no request is left outstanding).
+    pub(crate) fn take_read_ahead(&mut self) -> Option<(RecvToken, OwnedFd)> {
+        let fd = self.read_ahead.pop_front()?;
+        let token = RecvToken(self.next_token);
+        self.next_token += 1;
+        Some((token, fd))
+    }
+
     /// Withdraws an outstanding request; false if it was already fulfilled.
     pub(crate) fn cancel(&mut self, token: RecvToken) -> bool {
         match self.requests.iter().position(|t| *t == token) {

@@ -34,7 +34,12 @@ enum Op {
     /// Push this many new descriptors (as many as the table lets the
     /// application open).
     Send(Side, usize),
+    /// Push this many new descriptors in one `push_send_many`.
+    SendMany(Side, usize),
     Recv(Side, usize),
+    /// Take a descriptor read ahead with `try_recv`; first make the passer
+    /// read (leaving its events undrained) if the flag says so.
+    TryRecv(Side, bool),
     /// Withdraw one of the outstanding requests.
     Cancel(Side, Index),
     Readable(Side),
@@ -131,7 +136,9 @@ fn op(fatal: bool) -> BoxedStrategy<Op> {
     };
     let common = prop_oneof![
         3 => (side(), sizes).prop_map(|(s, n)| Op::Send(s, n)),
+        1 => (side(), 0usize..=200).prop_map(|(s, n)| Op::SendMany(s, n)),
         3 => (side(), 1usize..=6).prop_map(|(s, n)| Op::Recv(s, n)),
+        2 => (side(), any::<bool>()).prop_map(|(s, r)| Op::TryRecv(s, r)),
         1 => (side(), any::<Index>()).prop_map(|(s, i)| Op::Cancel(s, i)),
         3 => side().prop_map(Op::Readable),
         3 => side().prop_map(Op::Writable),
@@ -233,6 +240,61 @@ impl Harness {
                                 "a refused descriptor must be closed"
                             );
                         }
+                    }
+                }
+            }
+            Op::SendMany(side, n) => {
+                let i = side.index();
+                let mut batch = Vec::new();
+                for _ in 0..n {
+                    let fd = match self.setup.reservations[i] {
+                        Reservation::Sentinel => self.fake.try_numbered(side),
+                        _ => Some(self.fake.numbered(side)),
+                    };
+                    let Some(fd) = fd else { break };
+                    batch.push(fd);
+                }
+                let seqs: Vec<u64> = batch.iter().map(|fd| self.fake.seq(fd.as_fd())).collect();
+                self.pushed[i].extend(&seqs);
+                match self.ends[i].push_send_many(batch) {
+                    Ok(last) => {
+                        let accepted = &mut self.accepted[i];
+                        accepted.extend(&seqs);
+                        let expected =
+                            (!seqs.is_empty()).then(|| SendToken(accepted.len() as u64 - 1));
+                        assert_eq!(last, expected, "the last token of the batch");
+                    }
+                    Err(e) => {
+                        assert!(
+                            self.failed(side) || self.closed_locally[i],
+                            "{side:?} refused a batch while open: {e:?}"
+                        );
+                        for seq in seqs {
+                            assert!(
+                                !self.fake.table(side).contains(&Label::Seq(seq)),
+                                "a refused batch must be closed"
+                            );
+                        }
+                    }
+                }
+            }
+            Op::TryRecv(side, readable_first) => {
+                let i = side.index();
+                if readable_first {
+                    self.ends[i].handle_readable(now);
+                }
+                if let Some((token, fd)) = self.ends[i].try_recv() {
+                    // Undrained events would hold earlier descriptors, for
+                    // requests still outstanding here: taking a later one
+                    // first breaks the order.
+                    assert!(
+                        self.outstanding[i].is_empty(),
+                        "{side:?}: try_recv ahead of requests or events"
+                    );
+                    self.outstanding[i].push_back(token);
+                    match self.fake.app_close(side, fd) {
+                        Label::Seq(seq) => self.seen[i].received.push((token, seq)),
+                        other => panic!("{side:?} received {other:?}, which nobody sent"),
                     }
                 }
             }
