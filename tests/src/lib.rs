@@ -101,6 +101,9 @@ pub trait Adapter: Sized + 'static {
     /// Queues `fd` and returns at once.
     fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error>;
 
+    /// Queues every descriptor of `fds`, in order, and returns at once.
+    fn push_send_many(&mut self, fds: Vec<OwnedFd>) -> Result<(), Error>;
+
     /// The next descriptor; `Ok(None)` at the peer's orderly close.
     fn recv(&mut self) -> Result<Option<OwnedFd>, Error>;
 
@@ -250,6 +253,7 @@ macro_rules! conformance_suite {
                 hundred_thousand_in_order,
                 nearly_full_table_with_concurrent_opens,
                 original_wire_peer,
+                batched_push_fills_messages,
             );
         }
     };

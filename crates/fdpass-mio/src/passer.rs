@@ -239,6 +239,44 @@ impl Passer {
         Ok(token)
     }
 
+    /// Queues every descriptor of `fds`, in order, then writes what the socket
+    /// takes; returns the last one's token (`None` if `fds` was empty).
+    /// [`Event::Sent`] with that token, or a later one, reports that the
+    /// kernel took them all.
+    ///
+    /// Use it when many descriptors are at hand: every message is filled up
+    /// to [`max_fds_per_message`](crate::Config::max_fds_per_message), where
+    /// one [`push_send`](Self::push_send) at a time writes each descriptor on
+    /// its own while the socket has room, and the receiver pays for every
+    /// message.
+    ///
+    /// # Errors
+    /// As [`push_send`](Self::push_send); then every descriptor of `fds` is
+    /// closed and none is queued.
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, _b) = Passer::pair()?;
+    /// let mut batch = Vec::new();
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = rustix::pipe::pipe()?;
+    ///     batch.push(read_end);
+    /// }
+    /// let last = a.push_send_many(batch)?.expect("three were pushed");
+    /// // An empty socket buffer took all three, in one message.
+    /// assert!(matches!(a.poll_event(), Some(Event::Sent(t)) if t == last));
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_many<I>(&mut self, fds: I) -> Result<Option<SendToken>, Error>
+    where
+        I: IntoIterator<Item = OwnedFd>,
+    {
+        let last = self.core.push_send_many(fds)?;
+        self.run_ready(Instant::now());
+        Ok(last)
+    }
+
     /// Asks for the next descriptor and reads right away if the socket may
     /// hold it; otherwise it comes on a later readable event.
     /// [`Event::Received`] with this token brings it. The passer reads only

@@ -313,6 +313,45 @@ impl Passer {
         self.handle.push_send(fd)
     }
 
+    /// Queues every descriptor of `fds`, in order, and returns at once, like
+    /// [`push_send`](Self::push_send) for each; then writes what the socket
+    /// takes. A sender with many descriptors at hand should use this: every
+    /// message is filled up to
+    /// [`max_fds_per_message`](crate::Config::max_fds_per_message), where one
+    /// `push_send` at a time writes each descriptor on its own while the
+    /// socket has room, and the receiver pays for every message. Await
+    /// [`flush`](Self::flush) to wait until the kernel has taken them all.
+    ///
+    /// `fds` is consumed while the passer is locked: an iterator that itself
+    /// uses this passer would deadlock (collect such descriptors first).
+    ///
+    /// # Errors
+    /// As [`push_send`](Self::push_send); then every descriptor of `fds` is
+    /// closed and none is queued.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// let mut batch = Vec::new();
+    /// for _ in 0..100 {
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     batch.push(read_end.into());
+    /// }
+    /// a.push_send_many(batch)?;
+    /// a.flush().await?; // two messages: 64 and 36
+    /// for _ in 0..100 {
+    ///     assert!(b.recv().await?.is_some());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_many<I>(&self, fds: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = OwnedFd>,
+    {
+        self.handle.push_send_many(fds)
+    }
+
     /// The next descriptor, in the order the peer sent them; `Ok(None)` once
     /// the peer closed the connection in an orderly way and every descriptor
     /// it sent was handed out. Received descriptors are close-on-exec.

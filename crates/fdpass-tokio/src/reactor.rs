@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use fdpass_core::driver::{Direction, Reactor};
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;
 use tokio::time::Sleep;
 
@@ -50,6 +50,32 @@ impl TokioReactor {
     }
 }
 
+impl TokioReactor {
+    fn poll_guard(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<AsyncFdReadyGuard<'_, Arc<OwnedFd>>>> {
+        match direction {
+            Direction::Read => self.io.poll_read_ready(cx),
+            Direction::Write => self.io.poll_write_ready(cx),
+        }
+    }
+}
+
+/// Runs `attempt` under `guard` as `AsyncFd::try_io` does: readiness is
+/// cleared only when the socket said "would block", so no event is lost.
+fn attempt_under(
+    mut guard: AsyncFdReadyGuard<'_, Arc<OwnedFd>>,
+    attempt: &mut dyn FnMut() -> bool,
+) {
+    if attempt() {
+        guard.clear_ready();
+    } else {
+        guard.retain_ready();
+    }
+}
+
 impl Reactor for TokioReactor {
     fn poll_ready(
         &mut self,
@@ -57,16 +83,29 @@ impl Reactor for TokioReactor {
         direction: Direction,
         attempt: &mut dyn FnMut() -> bool,
     ) -> Poll<io::Result<()>> {
-        let mut guard = match direction {
-            Direction::Read => ready!(self.io.poll_read_ready(cx))?,
-            Direction::Write => ready!(self.io.poll_write_ready(cx))?,
-        };
-        // As `AsyncFd::try_io` does: clear readiness only when the socket
-        // said "would block", so no event is lost.
-        if attempt() {
-            guard.clear_ready();
-        } else {
-            guard.retain_ready();
+        let guard = ready!(self.poll_guard(cx, direction))?;
+        attempt_under(guard, attempt);
+        Poll::Ready(Ok(()))
+    }
+
+    /// A try goes through tokio's readiness guard whenever tokio holds
+    /// readiness from the last event: an attempt that blocks then clears it,
+    /// and the wait that follows does not try once more in vain. Without
+    /// readiness (a new socket whose first event tokio has not seen yet, or
+    /// one that blocked since) the passer tries anyway, as it asked to: a
+    /// fire-and-forget `push_send` on a fresh passer must still write at once.
+    fn poll_try(
+        &mut self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        attempt: &mut dyn FnMut() -> bool,
+    ) -> Poll<io::Result<()>> {
+        match self.poll_guard(cx, direction) {
+            Poll::Ready(Ok(guard)) => attempt_under(guard, attempt),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                attempt();
+            }
         }
         Poll::Ready(Ok(()))
     }

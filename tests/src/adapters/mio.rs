@@ -217,6 +217,14 @@ impl Adapter for Mio {
         Ok(())
     }
 
+    fn push_send_many(&mut self, fds: Vec<OwnedFd>) -> Result<(), Error> {
+        if let Some(token) = self.passer.push_send_many(fds)? {
+            self.last_pushed = Some(token);
+        }
+        self.absorb();
+        Ok(())
+    }
+
     fn recv(&mut self) -> Result<Option<OwnedFd>, Error> {
         let pending = match self.begin_recv() {
             Ok(pending) => pending,

@@ -133,6 +133,10 @@ impl Adapter for Smol {
         self.passer.push_send(fd)
     }
 
+    fn push_send_many(&mut self, fds: Vec<OwnedFd>) -> Result<(), Error> {
+        self.passer.push_send_many(fds)
+    }
+
     fn recv(&mut self) -> Result<Option<OwnedFd>, Error> {
         Smol::block("recv", self.passer.recv())
     }

@@ -123,6 +123,11 @@ impl Adapter for Tokio {
         self.passer.push_send(fd)
     }
 
+    fn push_send_many(&mut self, fds: Vec<OwnedFd>) -> Result<(), Error> {
+        let _context = self.runtime.enter();
+        self.passer.push_send_many(fds)
+    }
+
     fn recv(&mut self) -> Result<Option<OwnedFd>, Error> {
         self.block("recv", self.passer.recv())
     }

@@ -3,6 +3,7 @@
 //! Re-exported flat: the names are the test names
 //! [`conformance_suite!`](crate::conformance_suite) generates.
 
+mod batching;
 mod bidirectional;
 mod blocking_mode;
 mod concurrency;
@@ -14,6 +15,7 @@ mod passing_passers;
 mod peer_death;
 mod volume;
 
+pub use batching::batched_push_fills_messages;
 pub use bidirectional::{bidirectional_path, bidirectional_socketpair};
 pub use blocking_mode::{nonblocking_flag_survives_passing, socket_mode_survives_spawn};
 pub use concurrency::nearly_full_table_with_concurrent_opens;

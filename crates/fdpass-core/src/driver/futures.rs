@@ -79,7 +79,11 @@ impl<R: Reactor> Future for SendFd<'_, R> {
 
 impl<R> Drop for SendFd<'_, R> {
     fn drop(&mut self) {
-        self.shared.lock().driver.forget(&mut self.waiter);
+        // A future that never waited (the common case) has nothing to undo:
+        // skip the lock.
+        if self.waiter.is_registered() {
+            self.shared.lock().driver.forget(&mut self.waiter);
+        }
     }
 }
 
@@ -149,7 +153,11 @@ impl<R: Reactor> Future for RecvFd<'_, R> {
 
 impl<R> Drop for RecvFd<'_, R> {
     fn drop(&mut self) {
-        self.shared.lock().driver.cancel_recv(&mut self.request);
+        // A completed future holds neither a request nor a waker: skip the
+        // lock.
+        if self.request.is_pending() {
+            self.shared.lock().driver.cancel_recv(&mut self.request);
+        }
     }
 }
 
@@ -220,7 +228,9 @@ impl<R: Reactor> Future for Flush<'_, R> {
 
 impl<R> Drop for Flush<'_, R> {
     fn drop(&mut self) {
-        self.shared.lock().driver.forget(&mut self.waiter);
+        if self.waiter.is_registered() {
+            self.shared.lock().driver.forget(&mut self.waiter);
+        }
     }
 }
 

@@ -213,6 +213,47 @@ impl<R: Reactor> Handle<R> {
         Ok(())
     }
 
+    /// Queues every descriptor of `fds`, then writes what the socket takes
+    /// now, in messages as full as the batch allows.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut batch = Vec::new();
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     batch.push(read_end.into());
+    /// }
+    /// a.push_send_many(batch)?; // one message of three
+    /// for _ in 0..3 {
+    ///     assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_many<I>(&self, fds: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = OwnedFd>,
+    {
+        let mut locked = self.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.push_send_many(fds)?;
+        driver.drive_now(reactor);
+        Ok(())
+    }
+
     /// The next received descriptor; `None` at the peer's orderly close.
     ///
     /// ```

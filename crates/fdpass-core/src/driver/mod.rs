@@ -154,6 +154,49 @@ pub trait Reactor {
     /// assert!(TryAlways.poll_deadline(&mut cx, later).is_pending());
     /// ```
     fn poll_deadline(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()>;
+
+    /// The passer wants to try `direction` at once, without having seen the
+    /// socket block since it last did I/O there (a new request, or a retry
+    /// that fell due). `attempt` is as for [`poll_ready`](Self::poll_ready).
+    ///
+    /// The default calls `attempt` and reports ready. A reactor whose
+    /// readiness is exact (set by every event, forgotten only when an attempt
+    /// made under it said "would block", as tokio's is) should route the
+    /// attempt through [`poll_ready`](Self::poll_ready) instead: an attempt
+    /// that blocks then also clears the readiness the reactor still held from
+    /// the last event, and the wait that follows does not try once more in
+    /// vain (one failing system call saved per wait).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    ///
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut tried = false;
+    /// // The default tries at once, whatever the attempt reports.
+    /// let ready = TryAlways.poll_try(&mut cx, Direction::Write, &mut || {
+    ///     tried = true;
+    ///     true
+    /// });
+    /// assert!(tried && ready.is_ready());
+    /// ```
+    fn poll_try(
+        &mut self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        attempt: &mut dyn FnMut() -> bool,
+    ) -> Poll<io::Result<()>> {
+        let _ = cx;
+        let _ = direction;
+        attempt();
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// The wakers of every task waiting on one passer.
@@ -223,6 +266,13 @@ pub struct Waiter {
     key: Option<usize>,
 }
 
+impl Waiter {
+    /// Whether its waker is in the set ([`Driver::forget`] has work to do).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
 /// The state of one `recv()` future: its waker and, once it asked the passer
 /// to read, its request.
 ///
@@ -255,6 +305,14 @@ pub struct Waiter {
 pub struct RecvRequest {
     waiter: Waiter,
     token: Option<RecvToken>,
+}
+
+impl RecvRequest {
+    /// Whether it holds a request or a waker ([`Driver::cancel_recv`] has
+    /// work to do).
+    pub(crate) fn is_pending(&self) -> bool {
+        self.token.is_some() || self.waiter.is_registered()
+    }
 }
 
 /// A [`Passer`] plus the bookkeeping async adapters share. See the module docs.
@@ -377,6 +435,43 @@ impl Driver {
         let token = self.passer.push_send(fd)?;
         self.last_pushed = Some(token);
         Ok(token)
+    }
+
+    /// Queues every descriptor of `fds` (see [`Passer::push_send_many`]).
+    /// Nothing is written until the driver is next driven, so the batch goes
+    /// out in full messages.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let batch = (0..3).map(|_| rustix::pipe::pipe().map(|(read_end, _)| read_end));
+    /// a.push_send_many(batch.collect::<Result<Vec<_>, _>>()?)?;
+    /// assert_eq!(a.passer().queued_sends(), 3); // not written yet
+    /// assert!(a.poll_flush(&mut cx, &mut TryAlways, &mut Waiter::default()).is_ready());
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_many<I>(&mut self, fds: I) -> Result<Option<SendToken>, Error>
+    where
+        I: IntoIterator<Item = OwnedFd>,
+    {
+        let last = self.passer.push_send_many(fds)?;
+        if last.is_some() {
+            self.last_pushed = last;
+        }
+        Ok(last)
     }
 
     /// Drives the passer once without a waiting task: used right after a
@@ -546,6 +641,13 @@ impl Driver {
             request.token = None;
         }
         if request.token.is_none() {
+            // The rest of a message read earlier waits in the passer: take
+            // the next one without a request, an event or a waker.
+            if let Some((token, fd)) = self.passer.try_recv() {
+                self.received_through = Some(token);
+                self.finish(request);
+                return Poll::Ready(Ok(Some(fd)));
+            }
             match self.passer.push_recv() {
                 Ok(token) => request.token = Some(token),
                 Err(Error::PeerClosed) => {
@@ -729,27 +831,25 @@ impl Driver {
                 (Direction::Write, interest.write),
                 (Direction::Read, interest.read),
             ] {
-                progressed |= match want {
-                    Want::Idle => false,
-                    Want::Now => {
-                        handle(&mut self.passer, direction, now);
+                if want == Want::Idle {
+                    continue;
+                }
+                let passer = &mut self.passer;
+                let mut attempt = || handle(passer, direction, now) == Want::WhenReady;
+                let polled = match want {
+                    Want::Now => reactor.poll_try(&mut cx, direction, &mut attempt),
+                    _ => reactor.poll_ready(&mut cx, direction, &mut attempt),
+                };
+                progressed |= match polled {
+                    Poll::Ready(Ok(())) => true,
+                    // A reactor that cannot watch the socket leaves the passer
+                    // deaf: fail it, so every waiting task (woken below with
+                    // the failure event) learns why.
+                    Poll::Ready(Err(e)) => {
+                        self.passer.abort(e.into());
                         true
                     }
-                    Want::WhenReady => {
-                        let passer = &mut self.passer;
-                        let mut attempt = || handle(passer, direction, now) == Want::WhenReady;
-                        match reactor.poll_ready(&mut cx, direction, &mut attempt) {
-                            Poll::Ready(Ok(())) => true,
-                            // A reactor that cannot watch the socket leaves the
-                            // passer deaf: fail it, so every waiting task (woken
-                            // below with the failure event) learns why.
-                            Poll::Ready(Err(e)) => {
-                                self.passer.abort(e.into());
-                                true
-                            }
-                            Poll::Pending => false,
-                        }
-                    }
+                    Poll::Pending => false,
                 };
             }
             if let Some(deadline) = self.passer.poll_timeout() {

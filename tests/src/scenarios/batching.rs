@@ -1,0 +1,94 @@
+//! Beyond the original: a batch handed over in one call leaves in messages as
+//! full as the settings allow, in order, and a refused batch leaks nothing.
+//!
+//! The parent reads the socket itself with plain `recvmsg`, so it sees each
+//! message's size, which no passer API shows.
+
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::net::{recvmsg, sockopt, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+use crate::{
+    inherited_passer, numbered_pipe, ok, open_descriptors, read_number, set_nonblocking, Adapter,
+    Config, Ctx, Error, OVERALL,
+};
+
+/// Descriptors in the batch: three full messages of the default 64 and a
+/// short one.
+const BATCH: u64 = 200;
+/// The largest message a passer may send.
+const SCM_MAX_FD: usize = fdpass_core::SCM_MAX_FD;
+
+/// The child pushes `BATCH` descriptors in one `push_send_many` on a socket
+/// with room for all; the parent sees messages of 64, 64, 64 and 8, in order.
+/// Then the child closes its passer, and a batch pushed after that is refused
+/// with every descriptor closed.
+pub fn batched_push_fills_messages<A: Adapter>(ctx: &Ctx) {
+    match ctx.role() {
+        None => {
+            let (socket, child) = ctx.spawn_connected("batcher");
+            set_nonblocking(&socket, false);
+            // Only turns a hang into a failure.
+            sockopt::set_socket_timeout(&socket, sockopt::Timeout::Recv, Some(OVERALL))
+                .expect("set a receive timeout");
+            let mut sizes = Vec::new();
+            let mut next = 0;
+            while let Some(fds) = receive_message(&socket) {
+                sizes.push(fds.len());
+                for fd in fds {
+                    assert_eq!(read_number(fd), next, "in order");
+                    next += 1;
+                }
+            }
+            assert_eq!(next, BATCH, "every descriptor arrived");
+            let max = Config::default().max_fds_per_message;
+            let mut expected = vec![max; BATCH as usize / max];
+            expected.push(BATCH as usize % max);
+            assert_eq!(sizes, expected, "descriptors per message");
+            child.finish();
+        }
+        Some("batcher") => {
+            let mut passer = inherited_passer::<A>(Config::default());
+            let batch = (0..BATCH).map(numbered_pipe).collect();
+            ok(passer.push_send_many(batch), "push_send_many");
+            ok(passer.push_send_many(Vec::new()), "an empty batch");
+            ok(passer.flush(), "flush");
+            passer.close();
+
+            let before = open_descriptors();
+            let refused: Vec<OwnedFd> = (0..10).map(numbered_pipe).collect();
+            assert!(matches!(passer.push_send_many(refused), Err(Error::Closed)));
+            assert_eq!(open_descriptors(), before, "a refused batch is closed");
+        }
+        Some(_) => ctx.unknown_role(),
+    }
+}
+
+/// One `recvmsg` with room for the largest message; `None` at end of stream.
+/// A stream socket never joins two messages that carry descriptors.
+fn receive_message(socket: impl AsFd) -> Option<Vec<OwnedFd>> {
+    let mut bytes = [0xff_u8; SCM_MAX_FD];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(SCM_MAX_FD))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = recvmsg(
+        socket,
+        &mut [IoSliceMut::new(&mut bytes)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .expect("recvmsg");
+    if msg.bytes == 0 {
+        return None;
+    }
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        match message {
+            RecvAncillaryMessage::ScmRights(rights) => fds.extend(rights),
+            _ => panic!("a control message other than SCM_RIGHTS"),
+        }
+    }
+    assert_eq!(msg.bytes, fds.len(), "one byte per descriptor");
+    Some(fds)
+}
