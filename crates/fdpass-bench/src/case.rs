@@ -23,12 +23,21 @@ pub enum Imp {
     /// `fdpass_smol::Passer` under `async_io::block_on`.
     Smol,
     /// As `TokioCt`, but the sender starts every `send()` before awaiting
-    /// any, instead of `push_send` (which writes at once when it can).
+    /// any, instead of one `push_send_many` and `flush`.
     TokioCtQueued,
     /// As `TokioMt`, sending like `TokioCtQueued`.
     TokioMtQueued,
     /// As `Smol`, sending like `TokioCtQueued`.
     SmolQueued,
+    /// As `TokioCt`, but the sender calls `push_send` for one descriptor at a
+    /// time (each written at once while the socket has room), then `flush`.
+    TokioCtEach,
+    /// As `TokioMt`, sending like `TokioCtEach`.
+    TokioMtEach,
+    /// As `Mio`, sending like `TokioCtEach`.
+    MioEach,
+    /// As `Smol`, sending like `TokioCtEach`.
+    SmolEach,
     /// The `sendfd` crate, blocking.
     Sendfd,
     /// The `passfd` crate, blocking.
@@ -41,9 +50,17 @@ impl Imp {
     /// The fdpass implementations (the adapters and the core loop).
     pub const FDPASS: [Imp; 5] = [Imp::Core, Imp::TokioCt, Imp::TokioMt, Imp::Mio, Imp::Smol];
 
-    /// The async adapters again, with every `send()` started before any is
-    /// awaited: the queue is deep from the start, so messages are full.
-    pub const QUEUED: [Imp; 3] = [Imp::TokioCtQueued, Imp::TokioMtQueued, Imp::SmolQueued];
+    /// The adapters again with other sending idioms: every `send()` started
+    /// before any is awaited, or one `push_send` per descriptor.
+    pub const OTHER_SENDERS: [Imp; 7] = [
+        Imp::TokioCtQueued,
+        Imp::TokioMtQueued,
+        Imp::SmolQueued,
+        Imp::TokioCtEach,
+        Imp::TokioMtEach,
+        Imp::MioEach,
+        Imp::SmolEach,
+    ];
 
     /// The other crates.
     pub const PEERS: [Imp; 3] = [Imp::Sendfd, Imp::Passfd, Imp::AsyncSendFd];
@@ -59,6 +76,10 @@ impl Imp {
             Imp::TokioCtQueued => "tokio-ct-queued",
             Imp::TokioMtQueued => "tokio-mt-queued",
             Imp::SmolQueued => "smol-queued",
+            Imp::TokioCtEach => "tokio-ct-each",
+            Imp::TokioMtEach => "tokio-mt-each",
+            Imp::MioEach => "mio-each",
+            Imp::SmolEach => "smol-each",
             Imp::Sendfd => "sendfd",
             Imp::Passfd => "passfd",
             Imp::AsyncSendFd => "async-send-fd",
@@ -76,6 +97,10 @@ impl Imp {
             Imp::TokioCtQueued => "fdpass-tokio, current-thread, send()s queued",
             Imp::TokioMtQueued => "fdpass-tokio, multi-thread, send()s queued",
             Imp::SmolQueued => "fdpass-smol, send()s queued",
+            Imp::TokioCtEach => "fdpass-tokio, current-thread, one push_send each",
+            Imp::TokioMtEach => "fdpass-tokio, multi-thread, one push_send each",
+            Imp::MioEach => "fdpass-mio, one push_send each",
+            Imp::SmolEach => "fdpass-smol, one push_send each",
             Imp::Sendfd => "sendfd 0.4 (blocking)",
             Imp::Passfd => "passfd 0.1 (blocking)",
             Imp::AsyncSendFd => "async-send-fd 1.2 (tokio)",
@@ -86,13 +111,13 @@ impl Imp {
         [Imp::Raw]
             .into_iter()
             .chain(Imp::FDPASS)
-            .chain(Imp::QUEUED)
+            .chain(Imp::OTHER_SENDERS)
             .chain(Imp::PEERS)
             .find(|imp| imp.id() == id)
     }
 
     pub fn is_fdpass(self) -> bool {
-        Imp::FDPASS.contains(&self) || Imp::QUEUED.contains(&self)
+        Imp::FDPASS.contains(&self) || Imp::OTHER_SENDERS.contains(&self)
     }
 }
 
@@ -209,7 +234,7 @@ pub fn plan(quick: bool) -> Vec<Planned> {
             );
         }
     }
-    for imp in Imp::QUEUED {
+    for imp in Imp::OTHER_SENDERS {
         add(Case::new(imp, default_batch, Recv::Peek), false);
     }
     add(Case::new(Imp::Sendfd, 1, Recv::Plain), true);

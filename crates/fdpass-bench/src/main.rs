@@ -41,7 +41,8 @@ usage: fdpass-bench [--quick] [--only TEXT] [--out DIR] [--fds N]
 
   --quick      a few seconds of tiny runs, to prove the benchmark still works;
                its report goes to a temporary directory, removed afterwards
-  --only TEXT  only the cases whose name contains TEXT (for example core:1:)
+  --only TEXT  only the cases whose name contains TEXT (for example core:1:);
+               several texts separated by commas select every case any names
   --out DIR    where to write performance.md and throughput-vs-batch.svg
                (default: the workspace's docs directory for a full run, a
                temporary directory for a --quick, --only or --fds run)
@@ -147,7 +148,10 @@ fn run(options: Options) -> Result<(), BoxError> {
         .into_iter()
         .filter(|p| match &options.only {
             None => true,
-            Some(only) => p.case.to_string().contains(only.as_str()),
+            Some(only) => {
+                let name = p.case.to_string();
+                only.split(',').any(|text| name.contains(text))
+            }
         })
         .collect();
     // Progress on one rewritten line at a terminal, a line per round otherwise.

@@ -164,7 +164,7 @@ impl<'a> Report<'a> {
                 cases.push(Case::new(imp, batch, Recv::Sentinel));
             }
         }
-        for imp in Imp::QUEUED {
+        for imp in Imp::OTHER_SENDERS {
             cases.push(Case::new(imp, d, Recv::Peek));
         }
         cases.push(Case::new(Imp::Sendfd, 1, Recv::Plain));
@@ -554,11 +554,13 @@ impl<'a> Report<'a> {
         }
 
         t.push_str(
-            "\nThe rows marked *send()s queued* are the async adapters again with another \
-             sending idiom: every `send()` is started before any is awaited, instead of \
-             `push_send` (which writes at once whenever the socket has room) followed by \
-             `flush().await`. They are not the default idiom; they show what the adapters do \
-             when their queue is deep.\n",
+            "\nThe main rows of the adapters send each repetition with one `push_send_many`. \
+             Two other sending idioms have rows of their own, at the default batch size: \
+             *one push_send each* calls `push_send` once per descriptor and then awaits \
+             `flush()` (each call writes at once while the socket has room, so messages carry \
+             fewer descriptors than the batch size allows and the receiver pays for more of \
+             them); *send()s queued* starts every `send()` before awaiting any (the queue is \
+             deep before the first write, as with `push_send_many`).\n",
         );
         t.push_str(&self.peers_text());
         t
@@ -585,7 +587,7 @@ impl<'a> Report<'a> {
             ours.push(Case::new(imp, 1, Recv::Peek));
             ours.push(Case::new(imp, d, Recv::Peek));
         }
-        for imp in Imp::QUEUED {
+        for imp in Imp::OTHER_SENDERS {
             ours.push(Case::new(imp, d, Recv::Peek));
         }
         ours.retain(|c| self.by_case.contains_key(c));
@@ -703,7 +705,7 @@ impl<'a> Report<'a> {
         let mut some = Vec::new();
         let mut worst: f64 = 0.0;
         let mut most: u64 = 0;
-        for imp in Imp::FDPASS.into_iter().chain(Imp::QUEUED) {
+        for imp in Imp::FDPASS.into_iter().chain(Imp::OTHER_SENDERS) {
             let cases: Vec<&&Measured> = self
                 .by_case
                 .iter()
@@ -851,8 +853,11 @@ impl<'a> Report<'a> {
              repetition's figure is its median round trip (a few slow wake-ups of an idle \
              processor do not set it), and the median of {} repetitions is reported.\n\
              - Receivers keep {} receive requests outstanding where the API has requests \
-             (core, mio); the async adapters `recv().await` one descriptor at a time and \
-             senders `push_send` everything, then `flush().await`.\n\
+             (core, mio); the async adapters `recv().await` one descriptor at a time. \
+             Senders hand over each repetition's descriptors in one `push_send_many`, then \
+             wait until the kernel has them all (`flush().await`, or the `Sent` event): the \
+             idiom for a sender with a deep queue. Other sending idioms have rows of their own (see below the \
+             targets).\n\
              - The raw loop is rustix `sendmsg`/`recvmsg` on blocking sockets: plain \
              `recvmsg` with `MSG_CMSG_CLOEXEC`, or `MSG_PEEK | MSG_CMSG_CLOEXEC` (which \
              installs copies) followed by a consuming `recvmsg` with no control buffer, the \

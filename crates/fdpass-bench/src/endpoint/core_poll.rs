@@ -101,11 +101,9 @@ fn send_one(passer: &mut Passer, fd: OwnedFd) -> Result<(), BoxError> {
 
 impl Endpoint for CorePoll {
     fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
-        let mut last = None;
-        for fd in fds {
-            last = Some(self.passer.push_send(fd)?);
-        }
-        let Some(last) = last else { return Ok(()) };
+        let Some(last) = self.passer.push_send_many(fds)? else {
+            return Ok(());
+        };
         run(&mut self.passer, |_, event| {
             Ok(matches!(event, Event::Sent(t) if t >= last))
         })

@@ -6,7 +6,7 @@ use std::time::Instant;
 use fdpass_mio::{Config, Event, Passer};
 use mio::{Events, Interest, Poll, Token};
 
-use super::{closed, Endpoint, RECV_WINDOW};
+use super::{closed, Endpoint, Sending, RECV_WINDOW};
 use crate::BoxError;
 
 const TOKEN: Token = Token(0);
@@ -15,10 +15,11 @@ pub struct MioLoop {
     poll: Poll,
     events: Events,
     passer: Passer,
+    sending: Sending,
 }
 
 impl MioLoop {
-    pub fn new(socket: OwnedFd, config: Config) -> Result<MioLoop, BoxError> {
+    pub fn new(socket: OwnedFd, config: Config, sending: Sending) -> Result<MioLoop, BoxError> {
         let poll = Poll::new()?;
         let mut passer = Passer::with_config(socket, config)?;
         poll.registry()
@@ -27,6 +28,7 @@ impl MioLoop {
             poll,
             events: Events::with_capacity(64),
             passer,
+            sending,
         })
     }
 
@@ -78,10 +80,16 @@ impl MioLoop {
 
 impl Endpoint for MioLoop {
     fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
-        let mut last = None;
-        for fd in fds {
-            last = Some(self.passer.push_send(fd)?);
-        }
+        let last = match self.sending {
+            Sending::Each => {
+                let mut last = None;
+                for fd in fds {
+                    last = Some(self.passer.push_send(fd)?);
+                }
+                last
+            }
+            _ => self.passer.push_send_many(fds)?,
+        };
         let Some(last) = last else { return Ok(()) };
         self.run(|_, event| Ok(matches!(event, Event::Sent(t) if t >= last)))
     }

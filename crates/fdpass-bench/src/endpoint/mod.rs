@@ -44,24 +44,56 @@ pub fn open(case: Case, socket: OwnedFd) -> Result<Box<dyn Endpoint>, BoxError> 
     Ok(match case.imp {
         Imp::Raw => Box::new(raw::Raw::new(socket, case.batch, case.recv == Recv::Peek)),
         Imp::Core => Box::new(core_poll::CorePoll::new(socket, case.config())?),
-        Imp::TokioCt | Imp::TokioMt | Imp::TokioCtQueued | Imp::TokioMtQueued => {
-            Box::new(tokio_rt::TokioEndpoint::new(
-                socket,
-                case.config(),
-                matches!(case.imp, Imp::TokioMt | Imp::TokioMtQueued),
-                matches!(case.imp, Imp::TokioCtQueued | Imp::TokioMtQueued),
-            )?)
-        }
-        Imp::Mio => Box::new(mio_loop::MioLoop::new(socket, case.config())?),
-        Imp::Smol | Imp::SmolQueued => Box::new(smol_rt::SmolEndpoint::new(
+        Imp::TokioCt
+        | Imp::TokioMt
+        | Imp::TokioCtQueued
+        | Imp::TokioMtQueued
+        | Imp::TokioCtEach
+        | Imp::TokioMtEach => Box::new(tokio_rt::TokioEndpoint::new(
             socket,
             case.config(),
-            case.imp == Imp::SmolQueued,
+            matches!(
+                case.imp,
+                Imp::TokioMt | Imp::TokioMtQueued | Imp::TokioMtEach
+            ),
+            Sending::of(case.imp),
+        )?),
+        Imp::Mio | Imp::MioEach => Box::new(mio_loop::MioLoop::new(
+            socket,
+            case.config(),
+            Sending::of(case.imp),
+        )?),
+        Imp::Smol | Imp::SmolQueued | Imp::SmolEach => Box::new(smol_rt::SmolEndpoint::new(
+            socket,
+            case.config(),
+            Sending::of(case.imp),
         )?),
         Imp::Sendfd => Box::new(peers::Sendfd::new(socket, case.batch)),
         Imp::Passfd => Box::new(peers::Passfd::new(socket)),
         Imp::AsyncSendFd => Box::new(peers::AsyncSendFd::new(socket)?),
     })
+}
+
+/// How an fdpass adapter's sender hands over a repetition's descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sending {
+    /// One `push_send_many` of them all, then wait until the kernel has them:
+    /// the idiom for a sender with a deep queue.
+    Many,
+    /// One `push_send` per descriptor, then wait.
+    Each,
+    /// Start one `send()` per descriptor, then await them in turn.
+    Queued,
+}
+
+impl Sending {
+    fn of(imp: Imp) -> Sending {
+        match imp {
+            Imp::TokioCtQueued | Imp::TokioMtQueued | Imp::SmolQueued => Sending::Queued,
+            Imp::TokioCtEach | Imp::TokioMtEach | Imp::MioEach | Imp::SmolEach => Sending::Each,
+            _ => Sending::Many,
+        }
+    }
 }
 
 /// How many receive requests a receiver keeps outstanding: enough for two

@@ -5,21 +5,19 @@ use std::time::Instant;
 
 use fdpass_smol::{Config, Passer};
 
-use super::{closed, Endpoint};
+use super::{closed, Endpoint, Sending};
 use crate::BoxError;
 
 pub struct SmolEndpoint {
     passer: Passer,
-    /// Send by starting every `send()`, then awaiting them, instead of
-    /// `push_send` and `flush`.
-    queued: bool,
+    sending: Sending,
 }
 
 impl SmolEndpoint {
-    pub fn new(socket: OwnedFd, config: Config, queued: bool) -> Result<Self, BoxError> {
+    pub fn new(socket: OwnedFd, config: Config, sending: Sending) -> Result<Self, BoxError> {
         Ok(SmolEndpoint {
             passer: Passer::with_config(socket, config)?,
-            queued,
+            sending,
         })
     }
 }
@@ -27,18 +25,20 @@ impl SmolEndpoint {
 impl Endpoint for SmolEndpoint {
     fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
         let passer = &self.passer;
-        if self.queued {
-            return async_io::block_on(async {
-                let sends: Vec<_> = fds.into_iter().map(|fd| passer.send(fd)).collect();
-                for send in sends {
-                    send.await?;
-                }
-                Ok(())
-            });
-        }
         async_io::block_on(async {
-            for fd in fds {
-                passer.push_send(fd)?;
+            match self.sending {
+                Sending::Many => passer.push_send_many(fds)?,
+                Sending::Each => {
+                    for fd in fds {
+                        passer.push_send(fd)?;
+                    }
+                }
+                Sending::Queued => {
+                    let sends: Vec<_> = fds.into_iter().map(|fd| passer.send(fd)).collect();
+                    for send in sends {
+                        send.await?;
+                    }
+                }
             }
             passer.flush().await?;
             Ok(())

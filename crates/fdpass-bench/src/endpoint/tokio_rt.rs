@@ -7,7 +7,7 @@ use std::time::Instant;
 use fdpass_tokio::{Config, Passer};
 use tokio::runtime::{Builder, Runtime};
 
-use super::{closed, Endpoint};
+use super::{closed, Endpoint, Sending};
 use crate::BoxError;
 
 pub struct TokioEndpoint {
@@ -16,9 +16,7 @@ pub struct TokioEndpoint {
     runtime: Runtime,
     /// Run each operation as a task on the runtime's workers.
     multi_thread: bool,
-    /// Send by starting every `send()`, then awaiting them, instead of
-    /// `push_send` and `flush`.
-    queued: bool,
+    sending: Sending,
 }
 
 impl TokioEndpoint {
@@ -26,7 +24,7 @@ impl TokioEndpoint {
         socket: OwnedFd,
         config: Config,
         multi_thread: bool,
-        queued: bool,
+        sending: Sending,
     ) -> Result<Self, BoxError> {
         let runtime = if multi_thread {
             Builder::new_multi_thread().enable_all().build()?
@@ -41,7 +39,7 @@ impl TokioEndpoint {
             passer,
             runtime,
             multi_thread,
-            queued,
+            sending,
         })
     }
 
@@ -60,22 +58,27 @@ impl TokioEndpoint {
 impl Endpoint for TokioEndpoint {
     fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
         let passer = self.passer.clone();
-        if self.queued {
-            return self.run(async move {
+        match self.sending {
+            Sending::Many => self.run(async move {
+                passer.push_send_many(fds)?;
+                passer.flush().await?;
+                Ok(())
+            }),
+            Sending::Each => self.run(async move {
+                for fd in fds {
+                    passer.push_send(fd)?;
+                }
+                passer.flush().await?;
+                Ok(())
+            }),
+            Sending::Queued => self.run(async move {
                 let sends: Vec<_> = fds.into_iter().map(|fd| passer.send(fd)).collect();
                 for send in sends {
                     send.await?;
                 }
                 Ok(())
-            });
+            }),
         }
-        self.run(async move {
-            for fd in fds {
-                passer.push_send(fd)?;
-            }
-            passer.flush().await?;
-            Ok(())
-        })
     }
 
     fn recv_n(&mut self, n: usize) -> Result<(), BoxError> {
