@@ -12,7 +12,9 @@
 //! runtimes; any other event loop can drive it the same way.
 //!
 //! ## The vocabulary
-//! - Inputs: [`Passer::push_send`], [`Passer::push_recv`],
+//! - Inputs: [`Passer::push_send`] (or [`Passer::push_send_many`] for a
+//!   batch), [`Passer::push_recv`] (or [`Passer::try_recv`] for a descriptor
+//!   already read ahead),
 //!   [`Passer::handle_readable`], [`Passer::handle_writable`],
 //!   [`Passer::handle_timeout`] (with `now` from your clock), [`Passer::close`].
 //! - Outputs: [`Passer::interest`] (per direction: [`Want::Idle`],

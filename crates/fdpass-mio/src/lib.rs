@@ -7,8 +7,9 @@
 //!
 //! A [`Passer`] wraps one connected socket and is a [`mio::event::Source`]:
 //! register it in your [`Poll`](mio::Poll) under your own [`Token`](mio::Token).
-//! Queue work with [`push_send`](Passer::push_send) and
-//! [`push_recv`](Passer::push_recv), feed it your poll's events with
+//! Queue work with [`push_send`](Passer::push_send) (or
+//! [`push_send_many`](Passer::push_send_many) for a batch, sent in full
+//! messages) and [`push_recv`](Passer::push_recv), feed it your poll's events with
 //! [`handle_event`](Passer::handle_event) and the clock with
 //! [`handle_timeout`](Passer::handle_timeout), and drain what happened with
 //! [`poll_event`](Passer::poll_event): [`Event::Sent`], [`Event::Received`]

@@ -5,7 +5,8 @@
 //! descriptor, even when the receiving process's descriptor table is full.
 //!
 //! A [`Passer`] wraps one connected socket. `send(fd).await` resolves once the
-//! kernel has the descriptor, `push_send(fd)` only queues it, `recv().await`
+//! kernel has the descriptor, `push_send(fd)` only queues it (and
+//! `push_send_many(fds)` a whole batch, sent in full messages), `recv().await`
 //! yields the next descriptor as an [`OwnedFd`](std::os::fd::OwnedFd). It is
 //! also a `Stream` and a `Sink`. All of it is driven by the sans-IO state
 //! machine of [`fdpass_core`]; this crate only connects it to tokio's reactor
