@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 
 use fdpass_core::{
     Config, Error, Event, Interest, Passer, ProtocolError, RecvToken, Reservation, RetryPolicy,
-    Want,
+    SendToken, Want,
 };
 use hostile::scripted::{
     Kind, Msg, Read, RecvAnswer, Scripted, ScriptedSys, SendAnswer, EXTRA_ROOM,
@@ -135,7 +135,11 @@ enum Input {
     Shutdown(Errno),
     /// Inputs to the passer.
     PushSend(usize),
+    /// One `push_send_many` of this many.
+    PushSendMany(usize),
     PushRecv(usize),
+    /// `try_recv`, with whatever events are still undrained.
+    TryRecv,
     /// Cancels the n-th request ever made (modulo their number), which may be
     /// fulfilled or cancelled already.
     Cancel(usize),
@@ -252,7 +256,9 @@ fn input(reservation: Reservation, max: usize, hostility: u32) -> impl Strategy<
         h => (0..=max + 20, pick(&DUP_ERRNOS[3..])).prop_map(|(ok, e)| Input::Dup(ok, e)),
         1 => pick(&SHUTDOWN_ERRNOS).prop_map(Input::Shutdown),
         5 * B => (1..=max.min(6) + 2).prop_map(Input::PushSend),
+        2 * B => (0..=2 * max + 3).prop_map(Input::PushSendMany),
         5 * B => (1..=4usize).prop_map(Input::PushRecv),
+        3 * B => Just(Input::TryRecv),
         2 * B => any::<usize>().prop_map(Input::Cancel),
         8 * B => Just(Input::Readable),
         6 * B => Just(Input::Writable),
@@ -869,6 +875,36 @@ fn feed(
                         }
                         Err(error) => model.refused(passer, &error)?,
                     }
+                }
+            }
+            Input::PushSendMany(n) => {
+                let (fds, numbers): (Vec<OwnedFd>, Vec<u64>) =
+                    (0..*n).map(|_| fake.pushed()).unzip();
+                match passer.push_send_many(fds) {
+                    Ok(last) => {
+                        let first = model.pushed;
+                        check(numbers.iter().copied().eq(first..first + *n as u64), || {
+                            format!("batch {numbers:?} pushed after {first}")
+                        })?;
+                        model.pushed += *n as u64;
+                        let expected = (*n > 0).then(|| SendToken(model.pushed - 1));
+                        check(last == expected, || {
+                            format!("a batch of {n} returned {last:?}, not {expected:?}")
+                        })?;
+                    }
+                    Err(error) => model.refused(passer, &error)?,
+                }
+            }
+            Input::TryRecv => {
+                if let Some((token, fd)) = passer.try_recv() {
+                    check(model.issued.last() < Some(&token), || {
+                        format!("try_recv token {} after {:?}", token.0, model.issued.last())
+                    })?;
+                    model.issued.push(token);
+                    model.pending.insert(token.0);
+                    // Handed out now, as if its event had been drained: the
+                    // order checks see it before any event still queued.
+                    model.on_event(fake, Event::Received(token, fd))?;
                 }
             }
             Input::PushRecv(n) => {
