@@ -107,6 +107,11 @@ pub trait Adapter: Sized + 'static {
     /// The next descriptor; `Ok(None)` at the peer's orderly close.
     fn recv(&mut self) -> Result<Option<OwnedFd>, Error>;
 
+    /// Waits for the next descriptor, then moves it and up to `limit - 1`
+    /// more that already arrived into `buf`; how many it moved, 0 at the
+    /// peer's orderly close (or when `limit` is 0).
+    fn recv_many(&mut self, buf: &mut Vec<OwnedFd>, limit: usize) -> Result<usize, Error>;
+
     /// Returns once the kernel took everything queued.
     fn flush(&mut self) -> Result<(), Error>;
 
@@ -254,6 +259,7 @@ macro_rules! conformance_suite {
                 nearly_full_table_with_concurrent_opens,
                 original_wire_peer,
                 batched_push_fills_messages,
+                batched_receive_in_order,
             );
         }
     };

@@ -322,6 +322,37 @@ impl Passer {
         self.core.cancel_recv(token)
     }
 
+    /// The next descriptor, if it already arrived with an earlier message:
+    /// a request made and fulfilled at once, without an
+    /// [`Event::Received`] (see [`fdpass_core::Passer::try_recv`]). `None`
+    /// when none waits, or while undrained events could hold earlier ones:
+    /// drain [`poll_event`](Self::poll_event) first.
+    ///
+    /// A receiver that takes descriptors in bulk asks with
+    /// [`push_recv`](Self::push_recv), and after each `Received` event takes
+    /// the rest of that message this way.
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, mut b) = Passer::pair()?;
+    /// let mut batch = Vec::new();
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = rustix::pipe::pipe()?;
+    ///     batch.push(read_end);
+    /// }
+    /// a.push_send_many(batch)?; // one message of three
+    /// b.push_recv()?;
+    /// assert!(matches!(b.poll_event(), Some(Event::Received(..))));
+    /// assert!(b.try_recv().is_some());
+    /// assert!(b.try_recv().is_some());
+    /// assert!(b.try_recv().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn try_recv(&mut self) -> Option<(RecvToken, OwnedFd)> {
+        self.core.try_recv()
+    }
+
     /// Handles one event of your poll that carries this passer's token: does
     /// the I/O it allows, until the socket would block or nothing is left to
     /// do. Pass every such event: mio is edge-triggered, so a direction

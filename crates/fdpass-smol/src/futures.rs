@@ -35,6 +35,23 @@ pub type SendFd<'a> = fdpass_core::driver::SendFd<'a, SmolReactor>;
 /// ```
 pub type RecvFd<'a> = fdpass_core::driver::RecvFd<'a, SmolReactor>;
 
+/// Future of [`Passer::recv_many`](crate::Passer::recv_many): the number of
+/// descriptors it moved into the caller's vector. Dropping it loses nothing.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (a, b) = fdpass_smol::Passer::pair()?;
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// a.send(read_end.into()).await?;
+/// let mut buf = Vec::new();
+/// let receiving: fdpass_smol::RecvMany<'_> = b.recv_many(&mut buf, 16);
+/// assert_eq!(receiving.await?, 1);
+/// # Ok(()) })
+/// # }
+/// ```
+pub type RecvMany<'a> = fdpass_core::driver::RecvMany<'a, SmolReactor>;
+
 /// Future of [`Passer::flush`](crate::Passer::flush): resolves once
 /// everything queued was sent. Cancel safe.
 ///

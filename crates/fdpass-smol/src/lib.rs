@@ -8,7 +8,8 @@
 //! A [`Passer`] wraps one connected socket. `send(fd).await` resolves once the
 //! kernel has the descriptor, `push_send(fd)` only queues it (and
 //! `push_send_many(fds)` a whole batch, sent in full messages), `recv().await`
-//! yields the next descriptor as an [`OwnedFd`](std::os::fd::OwnedFd). It is
+//! yields the next descriptor as an [`OwnedFd`](std::os::fd::OwnedFd)
+//! (`recv_many` every one that already arrived, up to a limit). It is
 //! also a `Stream` and a `Sink`. All of it is driven by the sans-IO state
 //! machine of [`fdpass_core`]; this crate only connects it to async-io's
 //! reactor and timers. Its API is `fdpass-tokio`'s, so moving between the two
@@ -55,7 +56,7 @@ mod passer;
 mod reactor;
 mod stream;
 
-pub use crate::futures::{Flush, RecvFd, SendFd};
+pub use crate::futures::{Flush, RecvFd, RecvMany, SendFd};
 pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};
 pub use listener::Listener;
 pub use passer::Passer;

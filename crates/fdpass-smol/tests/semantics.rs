@@ -18,6 +18,7 @@ fn types_are_send_and_sync() {
     check::<Passer>();
     check::<fdpass_smol::SendFd<'static>>();
     check::<fdpass_smol::RecvFd<'static>>();
+    check::<fdpass_smol::RecvMany<'static>>();
     check::<fdpass_smol::Flush<'static>>();
     check::<fdpass_smol::Listener>();
 }
@@ -90,6 +91,36 @@ fn dropping_a_recv_whose_descriptor_arrived_loses_nothing() {
         }
         assert_eq!(seq_of(b.recv().await?.unwrap()), 0);
         assert_eq!(seq_of(b.recv().await?.unwrap()), 1);
+        assert_eq!(seq_of(a.recv().await?.unwrap()), 99);
+        Ok::<_, Error>(())
+    }))
+    .unwrap();
+}
+
+#[test]
+fn dropping_a_recv_many_whose_descriptor_arrived_loses_nothing() {
+    smol::block_on(within(60, async {
+        let (a, b) = Passer::pair()?;
+        let (waker, woken) = channel_waker();
+        let mut buf = Vec::new();
+        {
+            let mut early = pin!(b.recv_many(&mut buf, 8));
+            assert!(early
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            a.push_send_many((0..3).map(pipe_with))?;
+            a.flush().await?;
+            woken.recv().await.unwrap();
+            // Drive `b` from elsewhere: the message is read for `early`,
+            // which is then dropped without ever seeing it.
+            b.push_send(pipe_with(99))?;
+        }
+        assert!(buf.is_empty(), "a dropped recv_many writes nothing");
+        assert_eq!(b.recv_many(&mut buf, 2).await?, 2);
+        assert_eq!(b.recv_many(&mut buf, 2).await?, 1);
+        let seqs: Vec<u64> = buf.into_iter().map(seq_of).collect();
+        assert_eq!(seqs, [0, 1, 2]);
         assert_eq!(seq_of(a.recv().await?.unwrap()), 99);
         Ok::<_, Error>(())
     }))

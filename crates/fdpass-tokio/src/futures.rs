@@ -33,6 +33,22 @@ pub type SendFd<'a> = fdpass_core::driver::SendFd<'a, TokioReactor>;
 /// ```
 pub type RecvFd<'a> = fdpass_core::driver::RecvFd<'a, TokioReactor>;
 
+/// Future of [`Passer::recv_many`](crate::Passer::recv_many): the number of
+/// descriptors it moved into the caller's vector. Dropping it loses nothing.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = fdpass_tokio::Passer::pair()?;
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// a.send(read_end.into()).await?;
+/// let mut buf = Vec::new();
+/// let receiving: fdpass_tokio::RecvMany<'_> = b.recv_many(&mut buf, 16);
+/// assert_eq!(receiving.await?, 1);
+/// # Ok(()) }
+/// ```
+pub type RecvMany<'a> = fdpass_core::driver::RecvMany<'a, TokioReactor>;
+
 /// Future of [`Passer::flush`](crate::Passer::flush): resolves once
 /// everything queued was sent. Cancel safe.
 ///

@@ -8,7 +8,7 @@ use fdpass_core::driver::Handle;
 use fdpass_core::{Config, Error};
 
 use crate::reactor::TokioReactor;
-use crate::{Flush, RecvFd, SendFd};
+use crate::{Flush, RecvFd, RecvMany, SendFd};
 
 /// Passes file descriptors over one connected Unix-domain socket, driven by
 /// the tokio runtime it was created in.
@@ -379,6 +379,46 @@ impl Passer {
     /// ```
     pub fn recv(&self) -> RecvFd<'_> {
         self.handle.recv()
+    }
+
+    /// Waits for the next descriptor, then moves it and up to `limit - 1`
+    /// more that already arrived (with the same or earlier messages, so
+    /// without further I/O) into `buf`, in order; resolves to how many it
+    /// moved. `Ok(0)` means the peer closed the connection in an orderly way
+    /// and every descriptor it sent was handed out, or `limit` was 0, as with
+    /// tokio's `mpsc::Receiver::recv_many`.
+    ///
+    /// A receiver that handles descriptors in bulk (a supervisor taking over
+    /// every listening socket of its predecessor) pays for one lock and one
+    /// poll per call instead of per descriptor. `buf` is appended to, never
+    /// cleared; reuse it across calls to avoid allocating.
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe. If the future is dropped before it
+    /// completes, no descriptor is lost and `buf` is unchanged: a descriptor
+    /// that already arrived for it goes to the next receiver, in order.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// let mut batch = Vec::new();
+    /// for _ in 0..100 {
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     batch.push(read_end.into());
+    /// }
+    /// a.push_send_many(batch)?;
+    /// a.close(); // after the two messages, an orderly end
+    /// let mut buf = Vec::with_capacity(100);
+    /// while b.recv_many(&mut buf, 100).await? > 0 {}
+    /// assert_eq!(buf.len(), 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_many<'a>(&'a self, buf: &'a mut Vec<OwnedFd>, limit: usize) -> RecvMany<'a> {
+        self.handle.recv_many(buf, limit)
     }
 
     /// Resolves once every descriptor queued so far has been taken by the

@@ -103,6 +103,24 @@ async fn a_dropped_recv_hands_its_descriptor_to_the_next() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_dropped_recv_many_loses_nothing_and_leaves_buf_alone() {
+    let (left, right) = Passer::pair().unwrap();
+    let mut buf = Vec::new();
+    {
+        let mut waiting = Box::pin(right.recv_many(&mut buf, 8));
+        assert!(futures_util::poll!(&mut waiting).is_pending());
+        left.push_send_many((1..=3).map(numbered)).unwrap();
+        left.flush().await.unwrap();
+        // Another receiver takes the oldest while the first still waits.
+        assert_eq!(number_of(bounded(right.recv()).await.unwrap().unwrap()), 1);
+    }
+    assert!(buf.is_empty(), "a dropped recv_many writes nothing");
+    assert_eq!(bounded(right.recv_many(&mut buf, 8)).await.unwrap(), 2);
+    let numbers: Vec<u64> = buf.into_iter().map(number_of).collect();
+    assert_eq!(numbers, [2, 3]);
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_dropped_send_still_sends_in_order() {
     let (left, right) = Passer::pair().unwrap();
     drop(left.send(numbered(0)));

@@ -225,6 +225,31 @@ impl Adapter for Mio {
         Ok(())
     }
 
+    fn recv_many(&mut self, buf: &mut Vec<OwnedFd>, limit: usize) -> Result<usize, Error> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let Some(first) = self.recv()? else {
+            return Ok(0);
+        };
+        buf.push(first);
+        let mut moved = 1;
+        // What the loop absorbed already is older than the passer's
+        // read-ahead, which `try_recv` hands out without an event.
+        while moved < limit {
+            let fd = match self.received.pop_front() {
+                Some(fd) => fd,
+                None => match self.passer.try_recv() {
+                    Some((_token, fd)) => fd,
+                    None => break,
+                },
+            };
+            buf.push(fd);
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
     fn recv(&mut self) -> Result<Option<OwnedFd>, Error> {
         let pending = match self.begin_recv() {
             Ok(pending) => pending,

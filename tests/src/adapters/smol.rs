@@ -141,6 +141,10 @@ impl Adapter for Smol {
         Smol::block("recv", self.passer.recv())
     }
 
+    fn recv_many(&mut self, buf: &mut Vec<OwnedFd>, limit: usize) -> Result<usize, Error> {
+        Smol::block("recv_many", self.passer.recv_many(buf, limit))
+    }
+
     fn flush(&mut self) -> Result<(), Error> {
         Smol::block("flush", self.passer.flush())
     }

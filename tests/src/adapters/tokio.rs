@@ -132,6 +132,10 @@ impl Adapter for Tokio {
         self.block("recv", self.passer.recv())
     }
 
+    fn recv_many(&mut self, buf: &mut Vec<OwnedFd>, limit: usize) -> Result<usize, Error> {
+        self.block("recv_many", self.passer.recv_many(buf, limit))
+    }
+
     fn flush(&mut self) -> Result<(), Error> {
         self.block("flush", self.passer.flush())
     }

@@ -1,5 +1,6 @@
 //! Beyond the original: a batch handed over in one call leaves in messages as
-//! full as the settings allow, in order, and a refused batch leaks nothing.
+//! full as the settings allow, in order, and a refused batch leaks nothing; a
+//! receiver takes descriptors in bulk, in order, up to its limit.
 //!
 //! The parent reads the socket itself with plain `recvmsg`, so it sees each
 //! message's size, which no passer API shows.
@@ -91,4 +92,41 @@ fn receive_message(socket: impl AsFd) -> Option<Vec<OwnedFd>> {
     }
     assert_eq!(msg.bytes, fds.len(), "one byte per descriptor");
     Some(fds)
+}
+
+/// Descriptors a bulk receiver takes at most per call.
+const BULK: usize = 50;
+
+/// The parent sends `BATCH` descriptors in one batch and closes; the child
+/// takes them with `recv_many` of at most `BULK`: every call moves 1 to
+/// `BULK`, all arrive in order, and the orderly close then reads as 0.
+pub fn batched_receive_in_order<A: Adapter>(ctx: &Ctx) {
+    match ctx.role() {
+        None => {
+            let (socket, child) = ctx.spawn_connected("bulk");
+            let mut passer = ok(A::new(socket, Config::default()), "wrap our end");
+            let batch = (0..BATCH).map(numbered_pipe).collect();
+            ok(passer.push_send_many(batch), "push_send_many");
+            ok(passer.flush(), "flush");
+            passer.close();
+            child.finish();
+        }
+        Some("bulk") => {
+            let mut passer = inherited_passer::<A>(Config::default());
+            let mut buf = Vec::with_capacity(BATCH as usize);
+            assert_eq!(ok(passer.recv_many(&mut buf, 0), "limit 0"), 0);
+            assert!(buf.is_empty(), "a limit of 0 moves nothing");
+            while buf.len() < BATCH as usize {
+                let before = buf.len();
+                let moved = ok(passer.recv_many(&mut buf, BULK), "recv_many");
+                assert!((1..=BULK).contains(&moved), "moved {moved}");
+                assert_eq!(buf.len(), before + moved, "the count is what was moved");
+            }
+            assert_eq!(ok(passer.recv_many(&mut buf, BULK), "at the end"), 0);
+            for (n, fd) in buf.into_iter().enumerate() {
+                assert_eq!(read_number(fd), n as u64, "in order");
+            }
+        }
+        Some(_) => ctx.unknown_role(),
+    }
 }

@@ -15,7 +15,7 @@ mod passing_passers;
 mod peer_death;
 mod volume;
 
-pub use batching::batched_push_fills_messages;
+pub use batching::{batched_push_fills_messages, batched_receive_in_order};
 pub use bidirectional::{bidirectional_path, bidirectional_socketpair};
 pub use blocking_mode::{nonblocking_flag_survives_passing, socket_mode_survives_spawn};
 pub use concurrency::nearly_full_table_with_concurrent_opens;

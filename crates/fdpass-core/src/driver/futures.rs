@@ -169,6 +169,86 @@ impl<R> std::fmt::Debug for RecvFd<'_, R> {
     }
 }
 
+/// The future of [`Handle::recv_many`](super::Handle::recv_many): waits for
+/// the next descriptor, then moves it and what else is already here, up to a
+/// limit, into the caller's vector.
+///
+/// Dropping it before it completes loses nothing: a descriptor that already
+/// arrived for it goes to the next receiver, in order, and `buf` is only
+/// written when it completes.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+/// # }
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::Waker;
+/// use fdpass_core::driver::Handle;
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = Passer::pair(Config::default())?;
+/// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let mut buf = Vec::new();
+/// assert!(pin!(b.recv_many(&mut buf, 10)).poll(&mut cx).is_pending()); // dropped: nothing lost
+/// let (read_end, _write_end) = std::io::pipe()?;
+/// a.push_send(read_end.into())?;
+/// assert!(matches!(pin!(b.recv_many(&mut buf, 10)).poll(&mut cx), Poll::Ready(Ok(1))));
+/// # Ok(()) }
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvMany<'a, R> {
+    shared: &'a Shared<R>,
+    request: RecvRequest,
+    buf: &'a mut Vec<OwnedFd>,
+    limit: usize,
+}
+
+impl<'a, R> RecvMany<'a, R> {
+    pub(crate) fn new(shared: &'a Shared<R>, buf: &'a mut Vec<OwnedFd>, limit: usize) -> Self {
+        RecvMany {
+            shared,
+            request: RecvRequest::default(),
+            buf,
+            limit,
+        }
+    }
+}
+
+impl<R: Reactor> Future for RecvMany<'_, R> {
+    type Output = Result<usize, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut locked = this.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.poll_recv_many(cx, reactor, &mut this.request, this.buf, this.limit)
+    }
+}
+
+impl<R> Drop for RecvMany<'_, R> {
+    fn drop(&mut self) {
+        if self.request.is_pending() {
+            self.shared.lock().driver.cancel_recv(&mut self.request);
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for RecvMany<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvMany")
+            .field("request", &self.request)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Future of `flush`: resolves once everything queued was sent. Cancel safe.
 ///
 /// ```

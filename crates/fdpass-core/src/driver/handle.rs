@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use super::futures::{Flush, RecvFd, SendFd};
+use super::futures::{Flush, RecvFd, RecvMany, SendFd};
 use super::{Driver, Reactor, RecvRequest, Waiter};
 use crate::{Config, Error, Passer};
 
@@ -283,6 +283,43 @@ impl<R: Reactor> Handle<R> {
     /// ```
     pub fn recv(&self) -> RecvFd<'_, R> {
         RecvFd::new(&self.shared)
+    }
+
+    /// Waits for the next descriptor, then moves it and up to `limit - 1`
+    /// more that already arrived into `buf`; resolves to how many it moved,
+    /// 0 only when `limit` is 0 or at the peer's orderly close (see
+    /// [`Driver::poll_recv_many`]).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut batch = Vec::new();
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     batch.push(read_end.into());
+    /// }
+    /// a.push_send_many(batch)?;
+    /// let mut buf = Vec::new();
+    /// assert!(matches!(pin!(b.recv_many(&mut buf, 64)).poll(&mut cx), Poll::Ready(Ok(3))));
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_many<'a>(&'a self, buf: &'a mut Vec<OwnedFd>, limit: usize) -> RecvMany<'a, R> {
+        RecvMany::new(&self.shared, buf, limit)
     }
 
     /// Resolves once everything queued so far was taken by the kernel.

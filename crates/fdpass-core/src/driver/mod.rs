@@ -53,7 +53,7 @@ use crate::{Error, Event, Passer, RecvToken, SendToken, Want};
 mod futures;
 mod handle;
 
-pub use futures::{Flush, RecvFd, SendFd};
+pub use futures::{Flush, RecvFd, RecvMany, SendFd};
 pub use handle::Handle;
 
 /// One direction of the socket.
@@ -685,6 +685,79 @@ impl Driver {
                 Poll::Ready(Err(e))
             }
         }
+    }
+
+    /// Waits like [`poll_recv`](Self::poll_recv) for the next descriptor,
+    /// then moves it and up to `limit - 1` more that are already here (read
+    /// with earlier messages, so no further I/O) into `buf`, in order.
+    /// Returns how many it moved: 0 only when `limit` is 0 or the peer closed
+    /// in an orderly way and nothing received is left.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, RecvRequest};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let batch = (0..5).map(|_| rustix::pipe::pipe().map(|(read_end, _)| read_end));
+    /// a.push_send_many(batch.collect::<Result<Vec<_>, _>>()?)?;
+    /// a.drive_now(&mut TryAlways); // one message of five
+    /// let mut buf = Vec::new();
+    /// let mut request = RecvRequest::default();
+    /// let got = b.poll_recv_many(&mut cx, &mut TryAlways, &mut request, &mut buf, 3);
+    /// assert!(matches!(got, Poll::Ready(Ok(3))));
+    /// let got = b.poll_recv_many(&mut cx, &mut TryAlways, &mut request, &mut buf, 3);
+    /// assert!(matches!(got, Poll::Ready(Ok(2))));
+    /// assert_eq!(buf.len(), 5);
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_recv_many<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        request: &mut RecvRequest,
+        buf: &mut Vec<OwnedFd>,
+        limit: usize,
+    ) -> Poll<Result<usize, Error>> {
+        if limit == 0 {
+            self.finish(request);
+            return Poll::Ready(Ok(0));
+        }
+        let first = match self.poll_recv(cx, reactor, request) {
+            Poll::Ready(Ok(Some(fd))) => fd,
+            Poll::Ready(Ok(None)) => return Poll::Ready(Ok(0)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        buf.push(first);
+        let mut moved = 1;
+        // The rest of what arrived: the driver's queue holds the older
+        // descriptors, the passer's read-ahead the newer ones.
+        while moved < limit {
+            let fd = match self.received.pop_front() {
+                Some(fd) => fd,
+                None => match self.passer.try_recv() {
+                    Some((token, fd)) => {
+                        self.received_through = Some(token);
+                        fd
+                    }
+                    None => break,
+                },
+            };
+            buf.push(fd);
+            moved += 1;
+        }
+        Poll::Ready(Ok(moved))
     }
 
     /// A `recv()` future was dropped: withdraw its request if the passer has
