@@ -29,8 +29,9 @@ pub enum Imp {
     TokioMtQueued,
     /// As `Smol`, sending like `TokioCtQueued`.
     SmolQueued,
-    /// As `TokioCt`, but the sender calls `push_send` for one descriptor at a
-    /// time (each written at once while the socket has room), then `flush`.
+    /// As `TokioCt`, but one descriptor per call at both ends: the sender
+    /// calls `push_send` for each (written at once while the socket has
+    /// room), then `flush`; the receiver awaits one `recv()` for each.
     TokioCtEach,
     /// As `TokioMt`, sending like `TokioCtEach`.
     TokioMtEach,
@@ -50,8 +51,8 @@ impl Imp {
     /// The fdpass implementations (the adapters and the core loop).
     pub const FDPASS: [Imp; 5] = [Imp::Core, Imp::TokioCt, Imp::TokioMt, Imp::Mio, Imp::Smol];
 
-    /// The adapters again with other sending idioms: every `send()` started
-    /// before any is awaited, or one `push_send` per descriptor.
+    /// The adapters again with other idioms: every `send()` started before
+    /// any is awaited, or one descriptor per call at both ends.
     pub const OTHER_SENDERS: [Imp; 7] = [
         Imp::TokioCtQueued,
         Imp::TokioMtQueued,
@@ -97,10 +98,10 @@ impl Imp {
             Imp::TokioCtQueued => "fdpass-tokio, current-thread, send()s queued",
             Imp::TokioMtQueued => "fdpass-tokio, multi-thread, send()s queued",
             Imp::SmolQueued => "fdpass-smol, send()s queued",
-            Imp::TokioCtEach => "fdpass-tokio, current-thread, one push_send each",
-            Imp::TokioMtEach => "fdpass-tokio, multi-thread, one push_send each",
-            Imp::MioEach => "fdpass-mio, one push_send each",
-            Imp::SmolEach => "fdpass-smol, one push_send each",
+            Imp::TokioCtEach => "fdpass-tokio, current-thread, one at a time",
+            Imp::TokioMtEach => "fdpass-tokio, multi-thread, one at a time",
+            Imp::MioEach => "fdpass-mio, one at a time",
+            Imp::SmolEach => "fdpass-smol, one at a time",
             Imp::Sendfd => "sendfd 0.4 (blocking)",
             Imp::Passfd => "passfd 0.1 (blocking)",
             Imp::AsyncSendFd => "async-send-fd 1.2 (tokio)",

@@ -554,13 +554,16 @@ impl<'a> Report<'a> {
         }
 
         t.push_str(
-            "\nThe main rows of the adapters send each repetition with one `push_send_many`. \
-             Two other sending idioms have rows of their own, at the default batch size: \
-             *one push_send each* calls `push_send` once per descriptor and then awaits \
-             `flush()` (each call writes at once while the socket has room, so messages carry \
-             fewer descriptors than the batch size allows and the receiver pays for more of \
-             them); *send()s queued* starts every `send()` before awaiting any (the queue is \
-             deep before the first write, as with `push_send_many`).\n",
+            "\nThe main rows send each repetition with one `push_send_many` and receive in \
+             bulk (`recv_many` in the async adapters; one request at a time and the rest of \
+             each message with `try_recv` in fdpass-core and fdpass-mio). Two other idioms \
+             have rows of their own, at the default batch size: *one at a time* calls \
+             `push_send` once per descriptor and then awaits `flush()`, and receives one \
+             descriptor per `recv()` (fdpass-mio: per event); each `push_send` writes at once \
+             while the socket has room, so messages carry fewer descriptors than the batch \
+             size allows and the receiver pays for more of them. *send()s queued* starts every \
+             `send()` before awaiting any (the queue is deep before the first write, as with \
+             `push_send_many`) and receives in bulk.\n",
         );
         t.push_str(&self.peers_text());
         t
@@ -852,12 +855,13 @@ impl<'a> Report<'a> {
              {} times in a row per repetition, each round trip timed on its own; a \
              repetition's figure is its median round trip (a few slow wake-ups of an idle \
              processor do not set it), and the median of {} repetitions is reported.\n\
-             - Receivers keep {} receive requests outstanding where the API has requests \
-             (core, mio); the async adapters `recv().await` one descriptor at a time. \
-             Senders hand over each repetition's descriptors in one `push_send_many`, then \
+             - Senders hand over each repetition's descriptors in one `push_send_many`, then \
              wait until the kernel has them all (`flush().await`, or the `Sent` event): the \
-             idiom for a sender with a deep queue. Other sending idioms have rows of their own (see below the \
-             targets).\n\
+             idiom for a sender with a deep queue. Receivers take them in bulk: `recv_many` \
+             in the async adapters; one request at a time and the rest of each message with \
+             `try_recv` in fdpass-core and fdpass-mio. Other idioms have rows of their own \
+             (see below the targets; in the *one at a time* rows fdpass-mio keeps {} \
+             requests outstanding and takes one event per descriptor).\n\
              - The raw loop is rustix `sendmsg`/`recvmsg` on blocking sockets: plain \
              `recvmsg` with `MSG_CMSG_CLOEXEC`, or `MSG_PEEK | MSG_CMSG_CLOEXEC` (which \
              installs copies) followed by a consuming `recvmsg` with no control buffer, the \

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fdpass_core::{Config, Event, Passer, Want};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::{closed, Endpoint, RECV_WINDOW};
+use super::{closed, Endpoint};
 use crate::BoxError;
 
 pub struct CorePoll {
@@ -109,20 +109,27 @@ impl Endpoint for CorePoll {
         })
     }
 
+    /// One request at a time; after each `Received`, the rest of that
+    /// message with `try_recv`.
     fn recv_n(&mut self, n: usize) -> Result<(), BoxError> {
-        let mut asked = 0;
-        while asked < n.min(RECV_WINDOW) {
-            self.passer.push_recv()?;
-            asked += 1;
+        if n == 0 {
+            return Ok(());
         }
+        self.passer.push_recv()?;
         let mut got = 0;
         run(&mut self.passer, |passer, event| match event {
             Event::Received(_, fd) => {
                 drop(fd);
                 got += 1;
-                if asked < n {
+                while got < n {
+                    let Some((_, fd)) = passer.try_recv() else {
+                        break;
+                    };
+                    drop(fd);
+                    got += 1;
+                }
+                if got < n {
                     passer.push_recv()?;
-                    asked += 1;
                 }
                 Ok(got == n)
             }

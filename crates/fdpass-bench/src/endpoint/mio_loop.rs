@@ -6,7 +6,7 @@ use std::time::Instant;
 use fdpass_mio::{Config, Event, Passer};
 use mio::{Events, Interest, Poll, Token};
 
-use super::{closed, Endpoint, Sending, RECV_WINDOW};
+use super::{closed, Endpoint, Idiom, RECV_WINDOW};
 use crate::BoxError;
 
 const TOKEN: Token = Token(0);
@@ -15,11 +15,11 @@ pub struct MioLoop {
     poll: Poll,
     events: Events,
     passer: Passer,
-    sending: Sending,
+    idiom: Idiom,
 }
 
 impl MioLoop {
-    pub fn new(socket: OwnedFd, config: Config, sending: Sending) -> Result<MioLoop, BoxError> {
+    pub fn new(socket: OwnedFd, config: Config, idiom: Idiom) -> Result<MioLoop, BoxError> {
         let poll = Poll::new()?;
         let mut passer = Passer::with_config(socket, config)?;
         poll.registry()
@@ -28,7 +28,7 @@ impl MioLoop {
             poll,
             events: Events::with_capacity(64),
             passer,
-            sending,
+            idiom,
         })
     }
 
@@ -72,6 +72,35 @@ impl MioLoop {
         got.ok_or_else(closed)
     }
 
+    /// One request at a time; after each `Received`, the rest of that
+    /// message with `try_recv`.
+    fn recv_bulk(&mut self, n: usize) -> Result<(), BoxError> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.passer.push_recv()?;
+        let mut got = 0;
+        self.run(|passer, event| match event {
+            Event::Received(_, fd) => {
+                drop(fd);
+                got += 1;
+                while got < n {
+                    let Some((_, fd)) = passer.try_recv() else {
+                        break;
+                    };
+                    drop(fd);
+                    got += 1;
+                }
+                if got < n {
+                    passer.push_recv()?;
+                }
+                Ok(got == n)
+            }
+            Event::Closed => Err(closed()),
+            _ => Ok(false),
+        })
+    }
+
     fn send_one(&mut self, fd: OwnedFd) -> Result<(), BoxError> {
         let token = self.passer.push_send(fd)?;
         self.run(|_, event| Ok(matches!(event, Event::Sent(t) if t >= token)))
@@ -80,8 +109,8 @@ impl MioLoop {
 
 impl Endpoint for MioLoop {
     fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
-        let last = match self.sending {
-            Sending::Each => {
+        let last = match self.idiom {
+            Idiom::OneByOne => {
                 let mut last = None;
                 for fd in fds {
                     last = Some(self.passer.push_send(fd)?);
@@ -95,6 +124,9 @@ impl Endpoint for MioLoop {
     }
 
     fn recv_n(&mut self, n: usize) -> Result<(), BoxError> {
+        if self.idiom != Idiom::OneByOne {
+            return self.recv_bulk(n);
+        }
         let mut asked = 0;
         while asked < n.min(RECV_WINDOW) {
             self.passer.push_recv()?;

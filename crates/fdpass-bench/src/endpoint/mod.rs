@@ -56,17 +56,17 @@ pub fn open(case: Case, socket: OwnedFd) -> Result<Box<dyn Endpoint>, BoxError> 
                 case.imp,
                 Imp::TokioMt | Imp::TokioMtQueued | Imp::TokioMtEach
             ),
-            Sending::of(case.imp),
+            Idiom::of(case.imp),
         )?),
         Imp::Mio | Imp::MioEach => Box::new(mio_loop::MioLoop::new(
             socket,
             case.config(),
-            Sending::of(case.imp),
+            Idiom::of(case.imp),
         )?),
         Imp::Smol | Imp::SmolQueued | Imp::SmolEach => Box::new(smol_rt::SmolEndpoint::new(
             socket,
             case.config(),
-            Sending::of(case.imp),
+            Idiom::of(case.imp),
         )?),
         Imp::Sendfd => Box::new(peers::Sendfd::new(socket, case.batch)),
         Imp::Passfd => Box::new(peers::Passfd::new(socket)),
@@ -74,24 +74,28 @@ pub fn open(case: Case, socket: OwnedFd) -> Result<Box<dyn Endpoint>, BoxError> 
     })
 }
 
-/// How an fdpass adapter's sender hands over a repetition's descriptors.
+/// How an fdpass adapter's two ends hand descriptors over and take them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sending {
-    /// One `push_send_many` of them all, then wait until the kernel has them:
-    /// the idiom for a sender with a deep queue.
-    Many,
-    /// One `push_send` per descriptor, then wait.
-    Each,
-    /// Start one `send()` per descriptor, then await them in turn.
-    Queued,
+pub enum Idiom {
+    /// The sender queues each repetition with one `push_send_many`, then
+    /// waits until the kernel has it all; the receiver takes descriptors in
+    /// bulk (`recv_many`, or one request at a time and the rest of each
+    /// message with `try_recv`).
+    Bulk,
+    /// One `push_send` per descriptor, then wait; one `recv()` (or one
+    /// outstanding request) per descriptor.
+    OneByOne,
+    /// Start one `send()` per descriptor, then await them in turn; the
+    /// receiver as in `Bulk`.
+    SendsQueued,
 }
 
-impl Sending {
-    fn of(imp: Imp) -> Sending {
+impl Idiom {
+    fn of(imp: Imp) -> Idiom {
         match imp {
-            Imp::TokioCtQueued | Imp::TokioMtQueued | Imp::SmolQueued => Sending::Queued,
-            Imp::TokioCtEach | Imp::TokioMtEach | Imp::MioEach | Imp::SmolEach => Sending::Each,
-            _ => Sending::Many,
+            Imp::TokioCtQueued | Imp::TokioMtQueued | Imp::SmolQueued => Idiom::SendsQueued,
+            Imp::TokioCtEach | Imp::TokioMtEach | Imp::MioEach | Imp::SmolEach => Idiom::OneByOne,
+            _ => Idiom::Bulk,
         }
     }
 }

@@ -5,19 +5,22 @@ use std::time::Instant;
 
 use fdpass_smol::{Config, Passer};
 
-use super::{closed, Endpoint, Sending};
+use super::{closed, Endpoint, Idiom};
 use crate::BoxError;
 
 pub struct SmolEndpoint {
     passer: Passer,
-    sending: Sending,
+    idiom: Idiom,
+    /// The bulk receiver's vector, kept across repetitions.
+    buf: Vec<OwnedFd>,
 }
 
 impl SmolEndpoint {
-    pub fn new(socket: OwnedFd, config: Config, sending: Sending) -> Result<Self, BoxError> {
+    pub fn new(socket: OwnedFd, config: Config, idiom: Idiom) -> Result<Self, BoxError> {
         Ok(SmolEndpoint {
             passer: Passer::with_config(socket, config)?,
-            sending,
+            idiom,
+            buf: Vec::new(),
         })
     }
 }
@@ -26,14 +29,14 @@ impl Endpoint for SmolEndpoint {
     fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
         let passer = &self.passer;
         async_io::block_on(async {
-            match self.sending {
-                Sending::Many => passer.push_send_many(fds)?,
-                Sending::Each => {
+            match self.idiom {
+                Idiom::Bulk => passer.push_send_many(fds)?,
+                Idiom::OneByOne => {
                     for fd in fds {
                         passer.push_send(fd)?;
                     }
                 }
-                Sending::Queued => {
+                Idiom::SendsQueued => {
                     let sends: Vec<_> = fds.into_iter().map(|fd| passer.send(fd)).collect();
                     for send in sends {
                         send.await?;
@@ -47,9 +50,24 @@ impl Endpoint for SmolEndpoint {
 
     fn recv_n(&mut self, n: usize) -> Result<(), BoxError> {
         let passer = &self.passer;
+        if self.idiom == Idiom::OneByOne {
+            return async_io::block_on(async {
+                for _ in 0..n {
+                    drop(passer.recv().await?.ok_or_else(closed)?);
+                }
+                Ok(())
+            });
+        }
+        let buf = &mut self.buf;
         async_io::block_on(async {
-            for _ in 0..n {
-                drop(passer.recv().await?.ok_or_else(closed)?);
+            let mut got = 0;
+            while got < n {
+                let moved = passer.recv_many(buf, n - got).await?;
+                if moved == 0 {
+                    return Err(closed());
+                }
+                got += moved;
+                buf.clear(); // closes them
             }
             Ok(())
         })

@@ -7,7 +7,7 @@ use std::time::Instant;
 use fdpass_tokio::{Config, Passer};
 use tokio::runtime::{Builder, Runtime};
 
-use super::{closed, Endpoint, Sending};
+use super::{closed, Endpoint, Idiom};
 use crate::BoxError;
 
 pub struct TokioEndpoint {
@@ -16,7 +16,9 @@ pub struct TokioEndpoint {
     runtime: Runtime,
     /// Run each operation as a task on the runtime's workers.
     multi_thread: bool,
-    sending: Sending,
+    idiom: Idiom,
+    /// The bulk receiver's vector, kept across repetitions.
+    buf: Vec<OwnedFd>,
 }
 
 impl TokioEndpoint {
@@ -24,7 +26,7 @@ impl TokioEndpoint {
         socket: OwnedFd,
         config: Config,
         multi_thread: bool,
-        sending: Sending,
+        idiom: Idiom,
     ) -> Result<Self, BoxError> {
         let runtime = if multi_thread {
             Builder::new_multi_thread().enable_all().build()?
@@ -39,7 +41,8 @@ impl TokioEndpoint {
             passer,
             runtime,
             multi_thread,
-            sending,
+            idiom,
+            buf: Vec::new(),
         })
     }
 
@@ -58,20 +61,20 @@ impl TokioEndpoint {
 impl Endpoint for TokioEndpoint {
     fn send_all(&mut self, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
         let passer = self.passer.clone();
-        match self.sending {
-            Sending::Many => self.run(async move {
+        match self.idiom {
+            Idiom::Bulk => self.run(async move {
                 passer.push_send_many(fds)?;
                 passer.flush().await?;
                 Ok(())
             }),
-            Sending::Each => self.run(async move {
+            Idiom::OneByOne => self.run(async move {
                 for fd in fds {
                     passer.push_send(fd)?;
                 }
                 passer.flush().await?;
                 Ok(())
             }),
-            Sending::Queued => self.run(async move {
+            Idiom::SendsQueued => self.run(async move {
                 let sends: Vec<_> = fds.into_iter().map(|fd| passer.send(fd)).collect();
                 for send in sends {
                     send.await?;
@@ -83,12 +86,31 @@ impl Endpoint for TokioEndpoint {
 
     fn recv_n(&mut self, n: usize) -> Result<(), BoxError> {
         let passer = self.passer.clone();
-        self.run(async move {
-            for _ in 0..n {
-                drop(passer.recv().await?.ok_or_else(closed)?);
+        if self.idiom == Idiom::OneByOne {
+            return self.run(async move {
+                for _ in 0..n {
+                    drop(passer.recv().await?.ok_or_else(closed)?);
+                }
+                Ok(())
+            });
+        }
+        // The task must own its vector: lend it and take it back, so that
+        // repetitions reuse its storage.
+        let mut buf = std::mem::take(&mut self.buf);
+        let buf = self.run(async move {
+            let mut got = 0;
+            while got < n {
+                let moved = passer.recv_many(&mut buf, n - got).await?;
+                if moved == 0 {
+                    return Err(closed());
+                }
+                got += moved;
+                buf.clear(); // closes them
             }
-            Ok(())
-        })
+            Ok(buf)
+        })?;
+        self.buf = buf;
+        Ok(())
     }
 
     fn ping(
