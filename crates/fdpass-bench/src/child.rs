@@ -17,7 +17,7 @@ use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use fdpass_core::child::{adopt_inherited, Handoff};
 
 use crate::case::Case;
-use crate::{alloc, endpoint, BoxError};
+use crate::{alloc, endpoint, pin, BoxError};
 
 /// The parent's handle on a running child.
 pub struct Child {
@@ -116,6 +116,14 @@ pub fn serve(case: &str) -> Result<(), BoxError> {
         match verb {
             "recv" => endpoint.recv_n(count)?,
             "echo" => endpoint.echo(count)?,
+            "echo-pinned" => {
+                let cpu: usize = words
+                    .next()
+                    .ok_or("echo-pinned needs a processor")?
+                    .parse()?;
+                let _pinned = pin::Pinned::to(cpu)?;
+                endpoint.echo(count)?;
+            }
             "quit" => return Ok(()),
             _ => return Err(format!("unknown command {line:?}").into()),
         }

@@ -20,6 +20,7 @@ mod child;
 mod endpoint;
 mod idle;
 mod measure;
+mod pin;
 mod report;
 
 use std::io::IsTerminal;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::case::Planned;
 use crate::child::Child;
-use crate::{alloc, endpoint, BoxError};
+use crate::{alloc, endpoint, pin, BoxError};
 
 /// How much work each measurement does.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +115,8 @@ pub struct Measured {
     /// The median round trip of each repetition, in seconds (empty if not
     /// measured).
     pub round_trip: Vec<f64>,
+    /// The same with both processes pinned to one processor.
+    pub round_trip_pinned: Vec<f64>,
     pub rounds_per_rep: usize,
     pub allocations: Allocations,
 }
@@ -133,6 +135,7 @@ pub struct Running {
     throughput: Vec<f64>,
     cpu_per_fd: Vec<(f64, f64)>,
     round_trip: Vec<f64>,
+    round_trip_pinned: Vec<f64>,
     allocations: Allocations,
 }
 
@@ -151,6 +154,7 @@ pub fn start(mut planned: Planned, budget: &Budget, origin: &OwnedFd) -> Result<
         throughput: Vec::new(),
         cpu_per_fd: Vec::new(),
         round_trip: Vec::new(),
+        round_trip_pinned: Vec::new(),
         allocations: Allocations::default(),
     };
     let (warm, _, _) = running.throughput(budget.warm_fds, origin, budget.chunk)?;
@@ -158,7 +162,7 @@ pub fn start(mut planned: Planned, budget: &Budget, origin: &OwnedFd) -> Result<
     running.fds_per_rep =
         ((rate * budget.fds_time.as_secs_f64()) as usize).clamp(budget.min_fds, budget.max_fds);
     if planned.latency {
-        let each = running.round_trips(budget.warm_rounds, origin)?;
+        let each = running.round_trips(budget.warm_rounds, origin, None)?;
         running.rounds_per_rep = ((budget.rounds_time.as_secs_f64() / each) as usize)
             .clamp(budget.min_rounds, budget.max_rounds);
     }
@@ -182,8 +186,11 @@ impl Running {
         // The last repetition's count is the steady state's.
         self.allocations = allocations;
         if self.planned.latency {
-            let each = self.round_trips(self.rounds_per_rep, origin)?;
+            let each = self.round_trips(self.rounds_per_rep, origin, None)?;
             self.round_trip.push(each);
+            let cpu = pin::first_cpu()?;
+            let each = self.round_trips(self.rounds_per_rep, origin, Some(cpu))?;
+            self.round_trip_pinned.push(each);
         }
         Ok(())
     }
@@ -199,6 +206,7 @@ impl Running {
             throughput,
             cpu_per_fd,
             round_trip,
+            round_trip_pinned,
             allocations,
         } = self;
         drop(endpoint);
@@ -209,6 +217,7 @@ impl Running {
             fds_per_rep,
             cpu_per_fd,
             round_trip,
+            round_trip_pinned,
             rounds_per_rep,
             allocations,
         })
@@ -253,11 +262,27 @@ impl Running {
     /// `rounds` round trips of one descriptor; the median round trip, in
     /// seconds. Each round is timed on its own, so that a few slow wake-ups
     /// (an idle processor can take long to wake) do not set the figure.
-    fn round_trips(&mut self, rounds: usize, origin: &OwnedFd) -> Result<f64, BoxError> {
+    /// With `pinned`, both processes run on that one processor meanwhile, so
+    /// no processor has to wake up at all: the software's own cost.
+    fn round_trips(
+        &mut self,
+        rounds: usize,
+        origin: &OwnedFd,
+        pinned: Option<usize>,
+    ) -> Result<f64, BoxError> {
         let fd = rustix::io::fcntl_dupfd_cloexec(origin.as_fd(), 0)?;
         let mut stamps = Vec::with_capacity(rounds + 1);
-        self.child.command(&format!("echo {rounds}"))?;
-        let fd = self.endpoint.ping(fd, rounds, &mut stamps)?;
+        let fd = match pinned {
+            None => {
+                self.child.command(&format!("echo {rounds}"))?;
+                self.endpoint.ping(fd, rounds, &mut stamps)?
+            }
+            Some(cpu) => {
+                let _pinned = pin::Pinned::to(cpu)?;
+                self.child.command(&format!("echo-pinned {rounds} {cpu}"))?;
+                self.endpoint.ping(fd, rounds, &mut stamps)?
+            }
+        };
         drop(fd);
         self.child.answer()?;
         let each: Vec<f64> = stamps
