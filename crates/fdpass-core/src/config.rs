@@ -113,8 +113,8 @@ impl Default for RetryPolicy {
 #[non_exhaustive]
 pub struct Config {
     /// The most descriptors sent in one `sendmsg`, and the most accepted from
-    /// one message. 1 to [`SCM_MAX_FD`]; default 64 (see `docs/performance.md`
-    /// for the measurements behind it).
+    /// one message. 1 to [`SCM_MAX_FD`]; default 64 (`docs/design.md` says why,
+    /// `docs/performance.md` the measurements behind it).
     pub max_fds_per_message: usize,
     /// How room for incoming descriptors is guaranteed.
     pub reservation: Reservation,
