@@ -801,7 +801,10 @@ impl<'a> Report<'a> {
                  {worst:.1e} per descriptor. Their sources, found with valgrind's DHAT on \
                  single cases: with the multi-thread runtime, the task the benchmark spawns \
                  for each operation; with the *send()s queued* idiom, the vector of `send()` \
-                 futures; with fdpass-smol, async-io's reactor, which collects the wakers of \
+                 futures; with fdpass-tokio, tokio's cooperative scheduling (once a task has \
+                 spent its budget of readiness checks, tokio defers its wake-up in a list it \
+                 allocates afresh in each `block_on`, and the benchmark runs one `block_on` \
+                 per chunk of a repetition); with fdpass-smol, async-io's reactor, which collects the wakers of \
                  each reactor turn into a new vector (`ReactorLock::react`); otherwise a queue \
                  of fdpass reaching a new high-water mark, when a repetition needs more room \
                  than any before it (a `--quick` run has no steady state at all). fdpass \
