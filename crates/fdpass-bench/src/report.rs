@@ -652,7 +652,8 @@ impl<'a> Report<'a> {
         t.push_str(
             "\nAhead of the other crates: throughput of each fdpass case divided by each \
              other crate's (above 1 is ahead). `sendfd` is measured both one descriptor per \
-             call and with the application batching 64 per call.\n\n| fdpass case |",
+             call and with the application batching as many per call as fdpass's default \
+             (the same work as fdpass's batched rows).\n\n| fdpass case |",
         );
         for p in &peers {
             let _ = write!(t, " ÷ {}, {}/msg |", p.imp.label(), p.batch);
@@ -826,7 +827,7 @@ impl<'a> Report<'a> {
         for f in self.footprints {
             let label = match f.kind.as_str() {
                 "core-peek" => "fdpass-core, peek (default)",
-                "core-sentinel" => "fdpass-core, sentinel (64 per message)",
+                "core-sentinel" => "fdpass-core, sentinel (default batch size)",
                 "mio" => "fdpass-mio, peek",
                 "tokio" => "fdpass-tokio, peek",
                 "smol" => "fdpass-smol, peek",
@@ -953,8 +954,8 @@ impl<'a> Report<'a> {
         );
         t.push_str("## Results\n\n");
         t.push_str(&self.main_table());
-        t.push_str(
-            "\n`fds/msg` is `max_fds_per_message` for fdpass (64 is the default; the peek \
+        t.push_str(&format!(
+            "\n`fds/msg` is `max_fds_per_message` for fdpass ({} is the default; the peek \
              reservation is the default on Linux), the batch size for the raw loop and \
              `sendfd`. Spread is (max − min) / median over the repetitions. CPU per fd is \
              the CPU time each process used during a repetition (every thread, kernel \
@@ -963,7 +964,8 @@ impl<'a> Report<'a> {
              throughput. `× raw CPU` compares the sum with the raw loop doing the same \
              kernel work (same batch size; peek + consume for the peek reservation, plain \
              `recvmsg` otherwise). Allocations per descriptor: see below.\n\n",
-        );
+            default_batch()
+        ));
         t.push_str(
             "### Round trips
 
@@ -1013,13 +1015,14 @@ impl<'a> Report<'a> {
                 "\n{} idle `fdpass-core` passers with the default settings live in one process \
                  on {:.2} MiB of heap ({:.2} MiB resident) and {} descriptors: one socket \
                  each and nothing else. The sentinel reservation holds \
-                 `max_fds_per_message + 1` descriptors besides the socket (65 at the \
+                 `max_fds_per_message + 1` descriptors besides the socket ({} at the \
                  default), so it is measured with fewer passers where the descriptor limit \
                  would not fit more.",
                 thousands(f.passers),
                 f.heap_per_passer * f.passers as f64 / (1024.0 * 1024.0),
                 f.rss_total as f64 / (1024.0 * 1024.0),
                 thousands((f.fds_per_passer * f.passers as f64).round() as usize),
+                default_batch() + 1,
             );
         }
         t

@@ -113,7 +113,7 @@ impl Default for RetryPolicy {
 #[non_exhaustive]
 pub struct Config {
     /// The most descriptors sent in one `sendmsg`, and the most accepted from
-    /// one message. 1 to [`SCM_MAX_FD`]; default 64 (`docs/design.md` says why,
+    /// one message. 1 to [`SCM_MAX_FD`]; default 128 (`docs/design.md` says why,
     /// `docs/performance.md` the measurements behind it).
     pub max_fds_per_message: usize,
     /// How room for incoming descriptors is guaranteed.
@@ -128,7 +128,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_fds_per_message: 64,
+            max_fds_per_message: 128,
             reservation: Reservation::default(),
             retry: RetryPolicy::default(),
             set_nonblocking: true,

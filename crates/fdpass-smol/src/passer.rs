@@ -330,13 +330,13 @@ impl Passer {
     /// # smol::block_on(async {
     /// let (a, b) = fdpass_smol::Passer::pair()?;
     /// let mut batch = Vec::new();
-    /// for _ in 0..100 {
+    /// for _ in 0..200 {
     ///     let (read_end, _write_end) = std::io::pipe()?;
     ///     batch.push(read_end.into());
     /// }
     /// a.push_send_many(batch)?;
-    /// a.flush().await?; // two messages: 64 and 36
-    /// for _ in 0..100 {
+    /// a.flush().await?; // two messages: 128 and 72
+    /// for _ in 0..200 {
     ///     assert!(b.recv().await?.is_some());
     /// }
     /// # Ok(()) })

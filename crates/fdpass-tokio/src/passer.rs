@@ -334,13 +334,13 @@ impl Passer {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let (a, b) = fdpass_tokio::Passer::pair()?;
     /// let mut batch = Vec::new();
-    /// for _ in 0..100 {
+    /// for _ in 0..200 {
     ///     let (read_end, _write_end) = std::io::pipe()?;
     ///     batch.push(read_end.into());
     /// }
     /// a.push_send_many(batch)?;
-    /// a.flush().await?; // two messages: 64 and 36
-    /// for _ in 0..100 {
+    /// a.flush().await?; // two messages: 128 and 72
+    /// for _ in 0..200 {
     ///     assert!(b.recv().await?.is_some());
     /// }
     /// # Ok(()) }

@@ -16,14 +16,15 @@ use crate::{
     Config, Ctx, Error, OVERALL,
 };
 
-/// Descriptors in the batch: three full messages of the default 64 and a
-/// short one.
+/// Descriptors in the batch: full messages of the default size and a short
+/// one.
 const BATCH: u64 = 200;
 /// The largest message a passer may send.
 const SCM_MAX_FD: usize = fdpass_core::SCM_MAX_FD;
 
 /// The child pushes `BATCH` descriptors in one `push_send_many` on a socket
-/// with room for all; the parent sees messages of 64, 64, 64 and 8, in order.
+/// with room for all; the parent sees full messages and then the rest (128
+/// and 72 at the default limit), in order.
 /// Then the child closes its passer, and a batch pushed after that is refused
 /// with every descriptor closed.
 pub fn batched_push_fills_messages<A: Adapter>(ctx: &Ctx) {
