@@ -159,13 +159,15 @@ pub trait Reactor {
     /// socket block since it last did I/O there (a new request, or a retry
     /// that fell due). `attempt` is as for [`poll_ready`](Self::poll_ready).
     ///
-    /// The default calls `attempt` and reports ready. A reactor whose
-    /// readiness is exact (set by every event, forgotten only when an attempt
-    /// made under it said "would block", as tokio's is) should route the
-    /// attempt through [`poll_ready`](Self::poll_ready) instead: an attempt
-    /// that blocks then also clears the readiness the reactor still held from
-    /// the last event, and the wait that follows does not try once more in
-    /// vain (one failing system call saved per wait).
+    /// The default calls `attempt` and reports ready. A reactor that caches
+    /// readiness (set by every event, forgotten only when an attempt made
+    /// under it said "would block", as tokio's is) should make the attempt
+    /// under its readiness guard whenever it holds readiness: an attempt that
+    /// blocks then also clears what the reactor still held from the last
+    /// event, and the wait that follows does not try once more in vain (one
+    /// failing system call saved per wait). When it holds none it must still
+    /// attempt, as the default does: a new socket's first event may not have
+    /// reached it yet, and a fire-and-forget send must not wait for one.
     ///
     /// ```
     /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
