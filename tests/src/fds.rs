@@ -1,12 +1,15 @@
 //! Descriptors the scenarios pass and inspect: numbered pipes, descriptor
-//! modes, counts, a full table, temporary directories.
+//! modes, counts, a full table, temporary directories, a plain peer's read.
 
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
 use rustix::pipe::PipeFlags;
 
 use crate::{timed_out, Config, Error, OVERALL};
@@ -191,4 +194,44 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// One blocking `recvmsg` as a plain peer makes it, with room for `max` bytes
+/// and `max` descriptors; the descriptors of that one message, or `None` at
+/// end of stream. Panics unless the message is fdpass's wire: not truncated,
+/// only `SCM_RIGHTS`, and one zero byte per descriptor. A stream socket never
+/// joins two messages that carry descriptors.
+pub fn recv_raw(socket: impl AsFd, max: usize) -> Option<Vec<OwnedFd>> {
+    let mut bytes = vec![0xff_u8; max];
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(max))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = recvmsg(
+        socket,
+        &mut [IoSliceMut::new(&mut bytes)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .expect("recvmsg");
+    if msg.bytes == 0 {
+        return None;
+    }
+    assert!(
+        !msg.flags
+            .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC),
+        "a truncated message: {:?}",
+        msg.flags
+    );
+    assert!(
+        bytes[..msg.bytes].iter().all(|&b| b == 0),
+        "the byte that carries a descriptor is zero"
+    );
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        match message {
+            RecvAncillaryMessage::ScmRights(rights) => fds.extend(rights),
+            _ => panic!("a control message other than SCM_RIGHTS"),
+        }
+    }
+    assert_eq!(msg.bytes, fds.len(), "one byte per descriptor");
+    Some(fds)
 }

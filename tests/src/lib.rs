@@ -45,7 +45,7 @@ pub use fdpass_core::{Config, Error, Reservation};
 pub use crate::fds::{
     expect_closed, expect_fd, fill_table, inherited, inherited_passer, is_nonblocking,
     limit_descriptors, numbered_pipe, numbered_pipe_with, ok, open_descriptors, open_dev_null,
-    peek_number, read_number, set_nonblocking, wait_readable, TempDir,
+    peek_number, read_number, recv_raw, set_nonblocking, wait_readable, TempDir,
 };
 pub use crate::process::{ChildProcess, Ctx, Finished, Results};
 

@@ -5,15 +5,13 @@
 //! The parent reads the socket itself with plain `recvmsg`, so it sees each
 //! message's size, which no passer API shows.
 
-use std::io::IoSliceMut;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use rustix::net::{recvmsg, sockopt, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::net::sockopt;
 
 use crate::{
-    inherited_passer, numbered_pipe, ok, open_descriptors, read_number, set_nonblocking, Adapter,
-    Config, Ctx, Error, OVERALL,
+    inherited_passer, numbered_pipe, ok, open_descriptors, read_number, recv_raw, set_nonblocking,
+    Adapter, Config, Ctx, Error, OVERALL,
 };
 
 /// Descriptors in the batch: full messages of the default size and a short
@@ -37,7 +35,7 @@ pub fn batched_push_fills_messages<A: Adapter>(ctx: &Ctx) {
                 .expect("set a receive timeout");
             let mut sizes = Vec::new();
             let mut next = 0;
-            while let Some(fds) = receive_message(&socket) {
+            while let Some(fds) = recv_raw(&socket, SCM_MAX_FD) {
                 sizes.push(fds.len());
                 for fd in fds {
                     assert_eq!(read_number(fd), next, "in order");
@@ -66,33 +64,6 @@ pub fn batched_push_fills_messages<A: Adapter>(ctx: &Ctx) {
         }
         Some(_) => ctx.unknown_role(),
     }
-}
-
-/// One `recvmsg` with room for the largest message; `None` at end of stream.
-/// A stream socket never joins two messages that carry descriptors.
-fn receive_message(socket: impl AsFd) -> Option<Vec<OwnedFd>> {
-    let mut bytes = [0xff_u8; SCM_MAX_FD];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(SCM_MAX_FD))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = recvmsg(
-        socket,
-        &mut [IoSliceMut::new(&mut bytes)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )
-    .expect("recvmsg");
-    if msg.bytes == 0 {
-        return None;
-    }
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        match message {
-            RecvAncillaryMessage::ScmRights(rights) => fds.extend(rights),
-            _ => panic!("a control message other than SCM_RIGHTS"),
-        }
-    }
-    assert_eq!(msg.bytes, fds.len(), "one byte per descriptor");
-    Some(fds)
 }
 
 /// Descriptors a bulk receiver takes at most per call.

@@ -3,16 +3,15 @@
 //! `recvmsg`: each descriptor travels as one zero byte with one
 //! `SCM_RIGHTS` descriptor, and is read as one byte with room for one.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::net::{
-    recvmsg, sendmsg, sockopt, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
-};
+use rustix::net::{sendmsg, sockopt, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
-use crate::{expect_fd, inherited, numbered_pipe, ok, read_number, Adapter, Config, Ctx, OVERALL};
+use crate::{
+    expect_fd, inherited, numbered_pipe, ok, read_number, recv_raw, Adapter, Config, Ctx, OVERALL,
+};
 
 const EACH_WAY: u64 = 20;
 const PEER_BASE: u64 = 100;
@@ -78,33 +77,7 @@ fn send_one(socket: impl AsFd, fd: OwnedFd) {
 /// One `recvmsg` of one byte with room for one descriptor; `None` at end of
 /// stream.
 fn receive_one(socket: impl AsFd) -> Option<OwnedFd> {
-    let mut byte = [0xff_u8];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = recvmsg(
-        socket,
-        &mut [IoSliceMut::new(&mut byte)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )
-    .expect("recvmsg");
-    if msg.bytes == 0 {
-        return None;
-    }
-    assert!(
-        !msg.flags
-            .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC),
-        "a truncated message is an error in the original format: {:?}",
-        msg.flags
-    );
-    assert_eq!(byte[0], 0, "the byte that carries a descriptor is zero");
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for message in control.drain() {
-        match message {
-            RecvAncillaryMessage::ScmRights(rights) => fds.extend(rights),
-            _ => panic!("a control message other than SCM_RIGHTS"),
-        }
-    }
+    let mut fds = recv_raw(socket, 1)?;
     assert_eq!(fds.len(), 1, "one descriptor with each byte");
     fds.pop()
 }

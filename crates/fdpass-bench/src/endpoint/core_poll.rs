@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fdpass_core::{Config, Event, Passer, Want};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::{closed, Endpoint};
+use super::{closed, take_message, Endpoint};
 use crate::BoxError;
 
 pub struct CorePoll {
@@ -119,19 +119,11 @@ impl Endpoint for CorePoll {
         let mut got = 0;
         run(&mut self.passer, |passer, event| match event {
             Event::Received(_, fd) => {
-                drop(fd);
-                got += 1;
-                while got < n {
-                    let Some((_, fd)) = passer.try_recv() else {
-                        break;
-                    };
-                    drop(fd);
-                    got += 1;
-                }
-                if got < n {
+                let done = take_message(&mut got, n, fd, || passer.try_recv().map(|(_, fd)| fd));
+                if !done {
                     passer.push_recv()?;
                 }
-                Ok(got == n)
+                Ok(done)
             }
             Event::Closed => Err(closed()),
             _ => Ok(false),

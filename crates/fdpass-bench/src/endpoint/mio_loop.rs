@@ -6,7 +6,7 @@ use std::time::Instant;
 use fdpass_mio::{Config, Event, Passer};
 use mio::{Events, Interest, Poll, Token};
 
-use super::{closed, Endpoint, Idiom, RECV_WINDOW};
+use super::{closed, take_message, Endpoint, Idiom, RECV_WINDOW};
 use crate::BoxError;
 
 const TOKEN: Token = Token(0);
@@ -82,19 +82,11 @@ impl MioLoop {
         let mut got = 0;
         self.run(|passer, event| match event {
             Event::Received(_, fd) => {
-                drop(fd);
-                got += 1;
-                while got < n {
-                    let Some((_, fd)) = passer.try_recv() else {
-                        break;
-                    };
-                    drop(fd);
-                    got += 1;
-                }
-                if got < n {
+                let done = take_message(&mut got, n, fd, || passer.try_recv().map(|(_, fd)| fd));
+                if !done {
                     passer.push_recv()?;
                 }
-                Ok(got == n)
+                Ok(done)
             }
             Event::Closed => Err(closed()),
             _ => Ok(false),

@@ -100,6 +100,26 @@ impl Idiom {
     }
 }
 
+/// The bulk receiver's step for an event loop (core, mio): one `Received`
+/// descriptor, then the rest of its message from `try_recv`, each closed and
+/// counted in `got`, up to `n`. Returns whether `n` arrived; if not, the
+/// caller asks for the next message.
+fn take_message(
+    got: &mut usize,
+    n: usize,
+    first: OwnedFd,
+    mut try_recv: impl FnMut() -> Option<OwnedFd>,
+) -> bool {
+    drop(first);
+    *got += 1;
+    while *got < n {
+        let Some(fd) = try_recv() else { break };
+        drop(fd);
+        *got += 1;
+    }
+    *got == n
+}
+
 /// How many receive requests a receiver keeps outstanding: enough for two
 /// of the largest messages, as a worker that asks ahead would.
 pub const RECV_WINDOW: usize = 2 * fdpass_core::SCM_MAX_FD;

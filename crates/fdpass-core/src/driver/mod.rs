@@ -629,8 +629,8 @@ impl Driver {
         request: &mut RecvRequest,
     ) -> Poll<Result<Option<OwnedFd>, Error>> {
         // A descriptor is waiting (one message brings many): hand it out
-        // without touching wakers, the common case under load.
-        if let Some(fd) = self.received.pop_front() {
+        // without a request, an event or a waker, the common case under load.
+        if let Some(fd) = self.take_arrived() {
             self.finish(request);
             return Poll::Ready(Ok(Some(fd)));
         }
@@ -643,13 +643,8 @@ impl Driver {
             request.token = None;
         }
         if request.token.is_none() {
-            // The rest of a message read earlier waits in the passer: take
-            // the next one without a request, an event or a waker.
-            if let Some((token, fd)) = self.passer.try_recv() {
-                self.received_through = Some(token);
-                self.finish(request);
-                return Poll::Ready(Ok(Some(fd)));
-            }
+            // Nothing read ahead is left (`take_arrived` took it), so the
+            // request waits for the socket.
             match self.passer.push_recv() {
                 Ok(token) => request.token = Some(token),
                 Err(Error::PeerClosed) => {
@@ -660,14 +655,6 @@ impl Driver {
                     self.finish(request);
                     return Poll::Ready(Err(e));
                 }
-            }
-            // A request made while the passer holds descriptors read ahead is
-            // fulfilled by `push_recv` itself: no I/O, no waker. The only
-            // event it adds is our own, so nobody else needs waking.
-            self.collect_events();
-            if let Some(fd) = self.received.pop_front() {
-                self.finish(request);
-                return Poll::Ready(Ok(Some(fd)));
             }
         }
         self.register(&mut request.waiter, cx);
@@ -743,19 +730,8 @@ impl Driver {
         };
         buf.push(first);
         let mut moved = 1;
-        // The rest of what arrived: the driver's queue holds the older
-        // descriptors, the passer's read-ahead the newer ones.
         while moved < limit {
-            let fd = match self.received.pop_front() {
-                Some(fd) => fd,
-                None => match self.passer.try_recv() {
-                    Some((token, fd)) => {
-                        self.received_through = Some(token);
-                        fd
-                    }
-                    None => break,
-                },
-            };
+            let Some(fd) = self.take_arrived() else { break };
             buf.push(fd);
             moved += 1;
         }
@@ -858,6 +834,18 @@ impl Driver {
         self.passer.close();
         self.received.clear();
         self.fan_out.wake_by_ref();
+    }
+
+    /// The oldest descriptor that already arrived, without I/O: the driver's
+    /// queue holds those of fulfilled requests, the passer's read-ahead the
+    /// newer rest of their messages (taken as a request fulfilled at once).
+    fn take_arrived(&mut self) -> Option<OwnedFd> {
+        if let Some(fd) = self.received.pop_front() {
+            return Some(fd);
+        }
+        let (token, fd) = self.passer.try_recv()?;
+        self.received_through = Some(token);
+        Some(fd)
     }
 
     fn finish(&mut self, request: &mut RecvRequest) {
