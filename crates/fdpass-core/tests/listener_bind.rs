@@ -602,3 +602,73 @@ fn racing_binds_over_a_stale_socket_leave_exactly_one_listener() {
         );
     }
 }
+
+/// Every descriptor `bind` opens (the directory, the probed entry, the probe,
+/// the staging directory, the socket) is closed, on success and on every
+/// failure. Counted in a child process, where no other test opens
+/// descriptors meanwhile.
+#[test]
+fn bind_leaks_no_descriptor_on_success_or_failure() {
+    if role().as_deref() == Some("leaks") {
+        let dir = PathBuf::from(std::env::var_os(PATH_VAR).unwrap());
+        let sock = dir.join("sock");
+        let file = dir.join("file");
+        std::fs::write(&file, b"").unwrap();
+        let before = common::open_descriptors();
+        for _ in 0..20 {
+            let first = Listener::bind(&sock).unwrap();
+            let busy = Listener::bind(&sock).map(|_| ()).unwrap_err();
+            assert_eq!(busy.kind(), ErrorKind::AddrInUse);
+            drop(first);
+            drop(Listener::bind(&sock).unwrap()); // replaces the stale file
+            let not_socket = Listener::bind(&file).map(|_| ()).unwrap_err();
+            assert_eq!(not_socket.kind(), ErrorKind::AddrInUse);
+            let missing = Listener::bind(dir.join("missing/sock"))
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(missing.kind(), ErrorKind::NotFound);
+            let bad_mode = Listener::bind_with_mode(dir.join("other"), 0o4777)
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(bad_mode.kind(), ErrorKind::InvalidInput);
+            std::fs::remove_file(&sock).unwrap();
+        }
+        let after = common::open_descriptors();
+        println!("RESULT before={before} after={after}");
+        return;
+    }
+    let scratch = scratch("leaks");
+    let output = self_command("bind_leaks_no_descriptor_on_success_or_failure", "leaks")
+        .env(PATH_VAR, scratch.path())
+        .output()
+        .unwrap();
+    let report = results(&output).remove(0);
+    assert_eq!(
+        common::field(&report, "before"),
+        common::field(&report, "after"),
+        "{report}"
+    );
+    assert_eq!(
+        snapshot(scratch.path()).keys().collect::<Vec<_>>(),
+        ["file"],
+        "bind left something behind"
+    );
+}
+
+/// Root may remove any entry of a sticky directory, so another user's stale
+/// socket there is replaced, as `rm` plus `bind(2)` would do.
+#[test]
+fn another_users_stale_socket_in_a_sticky_directory_is_replaced_for_root() {
+    needs_root!();
+    let scratch = scratch("sticky-root");
+    let dir = scratch.path().join("sticky");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = dir.join("sock");
+    stale_socket(&path);
+    chown_nobody(&path);
+    let listener = Listener::bind(&path).unwrap();
+    assert_eq!(std::fs::symlink_metadata(&path).unwrap().uid(), 0);
+    assert_reachable(&listener);
+    assert_eq!(snapshot(&dir).keys().collect::<Vec<_>>(), ["sock"]);
+}
