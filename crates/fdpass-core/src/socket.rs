@@ -14,9 +14,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::Mode;
-use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+mod bind;
 
 /// A new connected `SOCK_STREAM` socketpair, both ends close-on-exec.
 ///
@@ -62,11 +62,39 @@ pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
 
 /// A listening `AF_UNIX` stream socket bound at a filesystem path.
 ///
-/// The socket file is created with mode `0600` (or the mode you choose) with
-/// no moment at which it is more open: it is bound inside a fresh private
-/// directory, given its mode there, and then renamed into place. A stale
-/// socket file left by a dead process is replaced; a path where something is
-/// still listening is an error ([`io::ErrorKind::AddrInUse`]).
+/// [`bind`](Self::bind) behaves like `bind(2)` (std's
+/// `UnixListener::bind`) plus the safe replacement of a stale socket file,
+/// even in a directory another user owns and whatever other processes do at
+/// the same moment:
+///
+/// - **The same paths, the same failures.** Any path std accepts is accepted
+///   (relative, through symlinked directories, up to the full `sun_path`);
+///   a path std refuses fails with the same [`io::ErrorKind`]. Anything
+///   already at the path (file, directory, FIFO, symlink, dangling or not,
+///   a live listener, a socket of another type) is
+///   [`io::ErrorKind::AddrInUse`], and is left as it is. The one difference:
+///   a socket file with no listener (`connect(2)` says `ECONNREFUSED`) is
+///   replaced, and only if it is still that same file at the moment of
+///   replacement.
+/// - **It never blocks.** Whether something listens is asked with a
+///   non-blocking connect: a live listener with a full backlog answers
+///   `EAGAIN` (Linux, `net/unix/af_unix.c`, `unix_stream_connect`), which is
+///   in use, not stale.
+/// - **It never follows a link and changes no file but its own socket.**
+///   Every step acts through a descriptor of the directory or of the file
+///   it checked, never by a path checked earlier.
+/// - **Never more open than asked, not even for an instant.** The socket is
+///   bound inside a fresh directory only its owner can enter (mode `0700`,
+///   used only through its descriptor), given exactly the asked mode there,
+///   whatever the umask, and then moved into place by a rename that never
+///   replaces. On Linux the unbound socket also gets the mode with `fchmod`
+///   before `bind`, because `unix_bind` creates the file with the socket
+///   inode's mode minus the umask (`net/unix/af_unix.c`, `unix_bind_bsd`).
+///   The umask is never changed.
+/// - **Another user can neither redirect it nor take it over.** Whoever owns
+///   the directory can always rename or remove entries in it, ours too, and
+///   so prevent a bind there (`bind` then fails, it never serves a path it
+///   does not hold); no one else can interfere.
 ///
 /// The listener is non-blocking: [`accept`](Self::accept) returns
 /// [`io::ErrorKind::WouldBlock`] when no connection waits, and the listener
@@ -179,7 +207,37 @@ pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
 }
 
 impl Listener {
-    /// Binds at `path` with mode `0600`. See [`Listener`].
+    /// Binds at `path` with mode `0600`: a listening, non-blocking,
+    /// close-on-exec socket. See [`Listener`] for what is guaranteed.
+    ///
+    /// # Errors
+    ///
+    /// - [`io::ErrorKind::AddrInUse`]: something is at `path` that is not a
+    ///   stale socket file (a live listener, whatever its backlog; any other
+    ///   file, directory or link), or it appeared or changed while binding.
+    /// - [`io::ErrorKind::InvalidInput`]: `path` is empty, holds a NUL byte or
+    ///   does not fit `sun_path` (107 bytes on Linux), as for std.
+    /// - [`io::ErrorKind::PermissionDenied`]: no permission to create an
+    ///   entry in the directory, or its owner replaced the staging directory
+    ///   while `bind` made it.
+    /// - Other errors of `open(2)`, `mkdir(2)`, `bind(2)` or `rename(2)` on
+    ///   the directory, as the kernel reports them (for example
+    ///   [`io::ErrorKind::NotFound`] for a missing directory).
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// # let dir = std::env::temp_dir().join(format!("fdpass-doc-bind-busy-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let first = fdpass_core::socket::Listener::bind(dir.join("sock"))?;
+    /// // Something listens there: in use, and the first listener keeps its path.
+    /// let err = fdpass_core::socket::Listener::bind(dir.join("sock")).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::AddrInUse);
+    /// drop(first);
+    /// // Now the file is stale: it is replaced.
+    /// let _second = fdpass_core::socket::Listener::bind(dir.join("sock"))?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// ```
     /// use std::os::unix::fs::PermissionsExt;
@@ -197,7 +255,14 @@ impl Listener {
     }
 
     /// Binds at `path` with the given permission bits (for example `0o660` to
-    /// let a group connect).
+    /// let a group connect), exactly, whatever the umask. `mode` holds
+    /// permission bits only: anything beyond `0o777` is
+    /// [`io::ErrorKind::InvalidInput`]. Other errors as for
+    /// [`bind`](Self::bind).
+    ///
+    /// If the directory has a default ACL, the file gets it as any new file
+    /// there does; its mask is the group bits of `mode`, so named users and
+    /// groups get no more than the group was given.
     ///
     /// ```
     /// use std::os::unix::fs::PermissionsExt;
@@ -210,16 +275,12 @@ impl Listener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bind_with_mode(path: impl AsRef<Path>, mode: u32) -> io::Result<Listener> {
-        let path = path.as_ref().to_path_buf();
-        refuse_live_listener(&path)?;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let staging = private_dir(&parent)?;
-        let result = bind_in(&staging, &path, mode);
-        let _ = std::fs::remove_dir(&staging);
-        result
+        let path = path.as_ref();
+        Ok(Listener {
+            socket: bind::bind_listening(path, mode)?,
+            path: path.to_path_buf(),
+            admit: None,
+        })
     }
 
     /// Accepts one waiting connection (close-on-exec), or returns
@@ -336,83 +397,4 @@ impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
     }
-}
-
-/// Errors if something is listening at `path`; a stale socket file is left
-/// for the rename to replace, anything that is not a socket is an error.
-fn refuse_live_listener(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-        Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "{} exists and is not a socket; refusing to replace it",
-                path.display()
-            ),
-        )),
-        Ok(_) => match connect(path) {
-            Ok(_) => Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!(
-                    "a process is listening at {}; stop it or choose another path",
-                    path.display()
-                ),
-            )),
-            Err(e) if e.raw_os_error() == Some(Errno::CONNREFUSED.raw_os_error()) => Ok(()),
-            Err(e) => Err(e),
-        },
-    }
-}
-
-/// A new directory only we can enter, beside the final path (same filesystem,
-/// so the rename is atomic).
-fn private_dir(parent: &Path) -> io::Result<PathBuf> {
-    for attempt in 0u32..100 {
-        let name = format!(".fdpass-bind-{}-{}-{attempt}", std::process::id(), unique());
-        let dir = parent.join(name);
-        match rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o700)) {
-            Ok(()) => return Ok(dir),
-            Err(Errno::EXIST) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "could not create a private staging directory",
-    ))
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    COUNTER.fetch_add(1, Ordering::Relaxed)
-}
-
-fn bind_in(staging: &Path, path: &Path, mode: u32) -> io::Result<Listener> {
-    let staged = staging.join(
-        path.file_name()
-            .unwrap_or_else(|| std::ffi::OsStr::new("sock")),
-    );
-    let socket = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
-    rustix::net::bind(&socket, &SocketAddrUnix::new(&staged)?)?;
-    let placed = rustix::fs::chmod(&staged, Mode::from_raw_mode(mode))
-        .map_err(io::Error::from)
-        .and_then(|()| rustix::net::listen(&socket, 128).map_err(io::Error::from))
-        .and_then(|()| std::fs::rename(&staged, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&staged);
-        return Err(e);
-    }
-    Ok(Listener {
-        socket,
-        path: path.to_path_buf(),
-        admit: None,
-    })
 }
