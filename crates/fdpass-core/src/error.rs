@@ -4,6 +4,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+use crate::child::InheritError;
+
 /// Why a passer failed, or why a call on it was refused.
 ///
 /// After a failure ([`Event::Failed`](crate::Event::Failed)) the passer is
@@ -42,6 +44,11 @@ pub enum Error {
     /// The [`Config`](crate::Config) given at construction is not valid; the
     /// text says which setting and what range it takes.
     InvalidConfig(&'static str),
+    /// No inherited connection could be adopted
+    /// ([`adopt_inherited`](crate::child::adopt_inherited), the adapters'
+    /// `from_inherited`); [`InheritError::NotHandedOff`] means this process
+    /// was not started by a hand-off at all.
+    Inherit(InheritError),
 }
 
 /// A peer broke the wire format described in `docs/wire.md`.
@@ -111,6 +118,7 @@ impl fmt::Display for Error {
                 f.write_str("this passer was closed; create a new one to pass more descriptors")
             }
             Error::InvalidConfig(why) => write!(f, "invalid passer configuration: {why}"),
+            Error::Inherit(e) => write!(f, "no inherited connection to adopt: {e}"),
         }
     }
 }
@@ -143,6 +151,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(&**e),
+            Error::Inherit(e) => Some(e),
             _ => None,
         }
     }
@@ -162,6 +171,12 @@ impl From<rustix::io::Errno> for Error {
     }
 }
 
+impl From<InheritError> for Error {
+    fn from(e: InheritError) -> Self {
+        Error::Inherit(e)
+    }
+}
+
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         Error::Protocol(e)
@@ -176,6 +191,7 @@ impl From<Error> for io::Error {
             Error::PeerClosed => io::Error::new(io::ErrorKind::UnexpectedEof, e),
             Error::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
             Error::InvalidConfig(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
+            Error::Inherit(inner) => io::Error::from(inner),
         }
     }
 }
