@@ -49,28 +49,32 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
-    let path = path.as_ref();
-    let addr = SocketAddrUnix::new(path).map_err(|e| connect_error(path, e.into()))?;
+    // The system's error as is (callers match on `raw_os_error`); the
+    // adapters' `connect` adds the path and advice with `connect_error`.
+    let addr = SocketAddrUnix::new(path.as_ref())?;
     let socket = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,
         SocketFlags::CLOEXEC,
         None,
     )?;
-    rustix::net::connect(&socket, &addr).map_err(|e| connect_error(path, e.into()))?;
+    rustix::net::connect(&socket, &addr)?;
     Ok(socket)
 }
 
-/// The error every fdpass `connect` returns when connecting to `path`
+/// The error the adapters' `connect` returns when connecting to `path`
 /// failed with `e`: the same [`io::ErrorKind`], with the path and what to do
 /// in the message (nothing listening, no permission, a path too long for
-/// `sun_path`).
+/// `sun_path`). [`connect`] itself returns the system's error unchanged, so
+/// that callers can match on its `raw_os_error`.
 ///
 /// ```
 /// use std::io::ErrorKind;
 ///
 /// let dir = std::env::temp_dir().join(format!("fdpass-doc-connect-error-{}", std::process::id()));
-/// let err = fdpass_core::socket::connect(dir.join("nobody-listens")).unwrap_err();
+/// let path = dir.join("nobody-listens");
+/// let raw = fdpass_core::socket::connect(&path).unwrap_err();
+/// let err = fdpass_core::socket::connect_error(&path, raw);
 /// assert_eq!(err.kind(), ErrorKind::NotFound);
 /// assert!(err.to_string().contains("nobody-listens"), "{err}");
 /// assert!(err.to_string().contains("start the listener"), "{err}");

@@ -113,7 +113,9 @@ fn every_error_says_what_happened_and_what_to_do() {
     }
     // A connect that finds nobody names the path and the remedy.
     let dir = std::env::temp_dir().join(format!("fdpass-error-messages-{}", std::process::id()));
-    let err = Error::from(fdpass_core::socket::connect(dir.join("nobody")).unwrap_err());
+    let path = dir.join("nobody");
+    let raw = fdpass_core::socket::connect(&path).unwrap_err();
+    let err = Error::from(fdpass_core::socket::connect_error(&path, raw));
     let message = err.to_string();
     assert!(message.contains("nobody"), "{message}");
     assert!(message.contains("start the listener"), "{message}");

@@ -101,15 +101,25 @@ fn only_the_process_a_handoff_was_made_for_adopts_the_socket() {
                 .parse()
                 .expect("a descriptor number");
             assert!(std::env::var_os(ID_VAR).is_some());
-            // A socket of our own at exactly the inherited number.
-            let (mine, peer) = fdpass_core::socket::pair().expect("socketpair");
-            let placed = rustix::io::fcntl_dupfd_cloexec(&mine, number).expect("dup");
-            assert_eq!(
-                placed.as_raw_fd(),
-                number,
-                "the inherited number is free in the grandchild (the socket did not leak)"
-            );
-            drop(mine);
+            // A socket of our own at exactly the inherited number: the pair
+            // may land there itself (lowest free numbers first); otherwise
+            // the number is free (the handed-off socket did not leak here)
+            // and a duplicate goes there.
+            let (a, b) = fdpass_core::socket::pair().expect("socketpair");
+            let (placed, peer) = if a.as_raw_fd() == number {
+                (a, b)
+            } else if b.as_raw_fd() == number {
+                (b, a)
+            } else {
+                let placed = rustix::io::fcntl_dupfd_cloexec(&a, number).expect("dup");
+                assert_eq!(
+                    placed.as_raw_fd(),
+                    number,
+                    "the inherited number is free in the grandchild (the socket did not leak)"
+                );
+                drop(a);
+                (placed, b)
+            };
 
             let adopted = adopt_inherited();
             assert!(

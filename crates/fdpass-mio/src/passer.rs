@@ -235,7 +235,10 @@ impl Passer {
         // Validate before connecting, so a bad config does not cost the
         // listener a connection.
         config.validate()?;
-        Passer::with_config(fdpass_core::socket::connect(path)?, config)
+        let path = path.as_ref();
+        let socket = fdpass_core::socket::connect(path)
+            .map_err(|e| fdpass_core::socket::connect_error(path, e))?;
+        Passer::with_config(socket, config)
     }
 
     /// Spawns `command` with the other end of a new connection, inherited at
