@@ -9,7 +9,10 @@
 //! Only the child being spawned inherits the descriptor: it stays
 //! close-on-exec in the parent, and is made inheritable in the child between
 //! fork and exec. Other threads spawning processes at the same time do not
-//! leak it.
+//! leak it. Only that child can adopt it: the environment also names the
+//! socket's identity ([`ID_VAR`]), so the child's own children, which
+//! inherit the variables but not the socket, cannot take over whatever else
+//! sits at that number.
 //!
 //! ```
 //! use std::process::Command;
