@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use fdpass_core::child::{Handoff, ENV_VAR};
+use fdpass_core::child::{Handoff, ENV_VAR, ID_VAR};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
@@ -89,6 +89,7 @@ impl Ctx {
             // A child of a child must not mistake its parent's socket for one
             // handed to it.
             .env_remove(ENV_VAR)
+            .env_remove(ID_VAR)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command

@@ -4,6 +4,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+use crate::child::InheritError;
+
 /// Why a passer failed, or why a call on it was refused.
 ///
 /// After a failure ([`Event::Failed`](crate::Event::Failed)) the passer is
@@ -20,7 +22,7 @@ use std::sync::Arc;
 /// use fdpass_core::{Error, ProtocolError};
 ///
 /// let err = Error::Protocol(ProtocolError::BytesWithoutDescriptors { bytes: 3, descriptors: 1 });
-/// assert!(err.to_string().contains("without descriptors"));
+/// assert!(err.to_string().contains("not speaking this protocol"));
 /// let io: std::io::Error = err.into();
 /// assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
 /// ```
@@ -42,6 +44,11 @@ pub enum Error {
     /// The [`Config`](crate::Config) given at construction is not valid; the
     /// text says which setting and what range it takes.
     InvalidConfig(&'static str),
+    /// No inherited connection could be adopted
+    /// ([`adopt_inherited`](crate::child::adopt_inherited), the adapters'
+    /// `from_inherited`); [`InheritError::NotHandedOff`] means this process
+    /// was not started by a hand-off at all.
+    Inherit(InheritError),
 }
 
 /// A peer broke the wire format described in `docs/wire.md`.
@@ -102,17 +109,60 @@ pub enum ProtocolError {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(e) => write!(f, "descriptor passing failed: {e}"),
-            Error::Protocol(p) => write!(f, "peer broke the descriptor protocol: {p}"),
-            Error::PeerClosed => {
-                f.write_str("the peer closed the connection; no descriptor is left to receive")
-            }
+            Error::Io(e) => match e.raw_os_error().and_then(os_advice) {
+                // An error from the system: what it was, then what it means
+                // here and what to do.
+                Some(advice) => write!(f, "{e}: {advice}"),
+                // An error fdpass built says both already.
+                None => write!(f, "{e}"),
+            },
+            Error::Protocol(p) => write!(
+                f,
+                "the peer broke the descriptor protocol: {p}; this passer has failed and closed what it held; reconnect"
+            ),
+            Error::PeerClosed => f.write_str(
+                "the peer closed the connection; no descriptor is left to receive; stop receiving or reconnect",
+            ),
             Error::Closed => {
                 f.write_str("this passer was closed; create a new one to pass more descriptors")
             }
-            Error::InvalidConfig(why) => write!(f, "invalid passer configuration: {why}"),
+            Error::InvalidConfig(why) => {
+                write!(f, "invalid passer configuration: {why}; fix the Config")
+            }
+            Error::Inherit(e) => write!(f, "no inherited connection to adopt: {e}"),
         }
     }
+}
+
+/// What a system error means for a passer or its set-up, and what to do.
+fn os_advice(code: i32) -> Option<&'static str> {
+    use rustix::io::Errno;
+    let advice = match Errno::from_raw_os_error(code) {
+        Errno::PIPE | Errno::CONNRESET => {
+            "the peer went away without an orderly close (it exited, crashed or reset the connection); descriptors the kernel had not taken were closed; connect again or restart the peer"
+        }
+        Errno::MFILE => {
+            "this process's descriptor table is full; close descriptors or raise RLIMIT_NOFILE (ulimit -n)"
+        }
+        Errno::NFILE => {
+            "the system's open-file limit was reached; close descriptors or raise the system limit"
+        }
+        Errno::NOBUFS | Errno::NOMEM => {
+            "the kernel is short of memory for socket buffers; try again later or send fewer descriptors at once"
+        }
+        Errno::ACCESS | Errno::PERM => {
+            "permission denied by file modes, ownership or a security module; check who may use this path or socket"
+        }
+        Errno::NOTSOCK | Errno::AFNOSUPPORT | Errno::OPNOTSUPP | Errno::PROTOTYPE => {
+            "this is not a Unix-domain stream or seqpacket socket; a passer wraps only those, so check what you wrapped"
+        }
+        Errno::NOTCONN => "the socket is not connected; make sure it is connected before wrapping it in a passer",
+        Errno::BADF => {
+            "the descriptor is not open: something else closed it; make sure every descriptor has exactly one owner"
+        }
+        _ => return None,
+    };
+    Some(advice)
 }
 
 impl fmt::Display for ProtocolError {
@@ -120,21 +170,22 @@ impl fmt::Display for ProtocolError {
         match self {
             ProtocolError::BytesWithoutDescriptors { bytes, descriptors } => write!(
                 f,
-                "{bytes} byte(s) arrived with only {descriptors} descriptor(s) to match; bytes without descriptors are not part of the protocol"
+                "{bytes} byte(s) arrived with only {descriptors} descriptor(s) to match; every descriptor travels with one byte and nothing else is sent, so the peer is not speaking this protocol; make sure it is an fdpass passer and that nothing else writes to its socket"
             ),
             ProtocolError::TooManyDescriptors { limit } => write!(
                 f,
                 "a message carried more than the {limit} descriptor(s) this passer accepts; configure the sender's max_fds_per_message to at most {limit}"
             ),
-            ProtocolError::MessageTooLong { limit } => {
-                write!(f, "a message was longer than {limit} byte(s), the most this passer accepts")
-            }
-            ProtocolError::DescriptorsRefused => f.write_str(
-                "the kernel dropped descriptors although the table had room (a security module refused them, or another thread took the reserved slots)",
+            ProtocolError::MessageTooLong { limit } => write!(
+                f,
+                "a message was longer than {limit} byte(s), the most this passer accepts; configure both ends with the same max_fds_per_message"
             ),
-            ProtocolError::ForeignControlMessage => {
-                f.write_str("a control message other than SCM_RIGHTS arrived")
-            }
+            ProtocolError::DescriptorsRefused => f.write_str(
+                "the kernel dropped descriptors although the table had room (a security module refused them, or another thread took the reserved slots), so the stream is out of sync; check the security module's log, or use Reservation::Peek where another thread opens descriptors",
+            ),
+            ProtocolError::ForeignControlMessage => f.write_str(
+                "a control message other than SCM_RIGHTS arrived (credentials arrive when SO_PASSCRED is set on this socket); turn SO_PASSCRED off and send only descriptors",
+            ),
         }
     }
 }
@@ -143,6 +194,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(&**e),
+            Error::Inherit(e) => Some(e),
             _ => None,
         }
     }
@@ -162,6 +214,12 @@ impl From<rustix::io::Errno> for Error {
     }
 }
 
+impl From<InheritError> for Error {
+    fn from(e: InheritError) -> Self {
+        Error::Inherit(e)
+    }
+}
+
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         Error::Protocol(e)
@@ -176,6 +234,7 @@ impl From<Error> for io::Error {
             Error::PeerClosed => io::Error::new(io::ErrorKind::UnexpectedEof, e),
             Error::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
             Error::InvalidConfig(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
+            Error::Inherit(inner) => io::Error::from(inner),
         }
     }
 }

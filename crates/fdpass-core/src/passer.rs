@@ -713,7 +713,7 @@ impl<S: Sys> Passer<S> {
                         self.sys.close(fd);
                     }
                     return Err(Error::from(std::io::Error::other(format!(
-                        "consuming a peeked message returned {} of {n} byte(s)",
+                        "consuming a peeked message returned {} of {n} byte(s): something else reads from this passer's socket; give the passer sole use of it",
                         got.bytes
                     ))));
                 }

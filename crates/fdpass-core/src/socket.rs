@@ -49,6 +49,8 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
+    // The system's error as is (callers match on `raw_os_error`); the
+    // adapters' `connect` adds the path and advice with `connect_error`.
     let addr = SocketAddrUnix::new(path.as_ref())?;
     let socket = rustix::net::socket_with(
         AddressFamily::UNIX,
@@ -58,6 +60,43 @@ pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
     )?;
     rustix::net::connect(&socket, &addr)?;
     Ok(socket)
+}
+
+/// The error the adapters' `connect` returns when connecting to `path`
+/// failed with `e`: the same [`io::ErrorKind`], with the path and what to do
+/// in the message (nothing listening, no permission, a path too long for
+/// `sun_path`). [`connect`] itself returns the system's error unchanged, so
+/// that callers can match on its `raw_os_error`.
+///
+/// ```
+/// use std::io::ErrorKind;
+///
+/// let dir = std::env::temp_dir().join(format!("fdpass-doc-connect-error-{}", std::process::id()));
+/// let path = dir.join("nobody-listens");
+/// let raw = fdpass_core::socket::connect(&path).unwrap_err();
+/// let err = fdpass_core::socket::connect_error(&path, raw);
+/// assert_eq!(err.kind(), ErrorKind::NotFound);
+/// assert!(err.to_string().contains("nobody-listens"), "{err}");
+/// assert!(err.to_string().contains("start the listener"), "{err}");
+/// ```
+pub fn connect_error(path: &Path, e: io::Error) -> io::Error {
+    let advice = match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::NOENT) | Some(Errno::CONNREFUSED) => {
+            "nothing is listening there; start the listener first or check the path"
+        }
+        Some(Errno::ACCESS) | Some(Errno::PERM) => {
+            "no permission to connect; the listener's mode or a directory on the path keeps this user out"
+        }
+        Some(Errno::NAMETOOLONG) | Some(Errno::INVAL) => {
+            "the path does not fit in a Unix socket address (about 100 bytes); use a shorter one"
+        }
+        Some(Errno::AGAIN) => "the listener's backlog is full; try again later",
+        _ => "check that a listener runs at that path",
+    };
+    io::Error::new(
+        e.kind(),
+        format!("connecting to {}: {e}; {advice}", path.display()),
+    )
 }
 
 /// A listening `AF_UNIX` stream socket bound at a filesystem path.
@@ -179,8 +218,9 @@ pub fn peer_credentials(socket: impl AsFd) -> io::Result<PeerCredentials> {
 
 /// Applies `check` to the peer of a freshly accepted `socket`: `Ok` hands the
 /// socket back, a refusal closes it and returns
-/// [`io::ErrorKind::PermissionDenied`] naming the peer. Adapters' listeners
-/// call this so every one of them enforces the same rule.
+/// [`io::ErrorKind::PermissionDenied`] naming the peer. For code that accepts
+/// one connection and wants the refusal as an error; a listener loop uses
+/// [`screen`], which cannot be mistaken for a failure of the listener.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -188,6 +228,7 @@ pub fn peer_credentials(socket: impl AsFd) -> io::Result<PeerCredentials> {
 /// let nobody_else: fdpass_core::socket::PeerCheck = Arc::new(|peer| peer.uid == 65534);
 /// let err = fdpass_core::socket::admit(a, &nobody_else).unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+/// assert!(err.to_string().contains("peer check refused"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
@@ -199,10 +240,38 @@ pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
         Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "refused a connection from pid {} (uid {}, gid {}): the peer check said no",
+                "the peer check refused a connection from pid {} (uid {}, gid {}) and closed it; widen the check to admit this peer",
                 peer.pid, peer.uid, peer.gid
             ),
         ))
+    }
+}
+
+/// What every listener of fdpass does with a freshly accepted `socket` when a
+/// peer check is set: `Some(socket)` if `check` admits its peer, `None` after
+/// closing it otherwise. A refusal is not an error, so an accept loop that
+/// stops at the first error (`?` in a mio loop) goes on serving: the check
+/// itself sees every refused peer's credentials, the place to log or count
+/// them. A peer whose credentials cannot be read (it is already gone) is
+/// refused without calling `check`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use fdpass_core::socket::{pair, screen, PeerCheck};
+///
+/// let me = rustix::process::geteuid().as_raw();
+/// let same_user: PeerCheck = Arc::new(move |peer| peer.uid == me);
+/// let nobody: PeerCheck = Arc::new(|_peer| false);
+/// let (a, _b) = pair()?;
+/// let (c, _d) = pair()?;
+/// assert!(screen(a, &same_user).is_some());
+/// assert!(screen(c, &nobody).is_none()); // closed, not an error
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn screen(socket: OwnedFd, check: &PeerCheck) -> Option<OwnedFd> {
+    match peer_credentials(&socket) {
+        Ok(peer) if check(&peer) => Some(socket),
+        _ => None,
     }
 }
 
@@ -285,9 +354,9 @@ impl Listener {
 
     /// Accepts one waiting connection (close-on-exec), or returns
     /// [`io::ErrorKind::WouldBlock`] when none waits. With a peer check set
-    /// ([`set_peer_check`](Self::set_peer_check)), a refused peer's connection
-    /// is closed and reported as [`io::ErrorKind::PermissionDenied`]; accept
-    /// again for the next one.
+    /// ([`set_peer_check`](Self::set_peer_check)), refused peers' connections
+    /// are closed and skipped (see [`screen`]): an error is always the
+    /// listener's own, never a refusal.
     ///
     /// ```
     /// use std::io::ErrorKind;
@@ -305,15 +374,21 @@ impl Listener {
     /// # Ok(()) }
     /// ```
     pub fn accept(&self) -> io::Result<OwnedFd> {
-        let socket = rustix::net::accept_with(&self.socket, SocketFlags::CLOEXEC)?;
-        match &self.admit {
-            Some(check) => admit(socket, check),
-            None => Ok(socket),
+        loop {
+            let socket = rustix::net::accept_with(&self.socket, SocketFlags::CLOEXEC)?;
+            match &self.admit {
+                Some(check) => match screen(socket, check) {
+                    Some(socket) => return Ok(socket),
+                    None => continue,
+                },
+                None => return Ok(socket),
+            }
         }
     }
 
     /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
-    /// connect time) pass `check`.
+    /// connect time) pass `check`; [`accept`](Self::accept) closes and skips
+    /// the others.
     ///
     /// ```
     /// use fdpass_core::socket::{connect, Listener};

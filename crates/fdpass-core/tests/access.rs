@@ -138,11 +138,21 @@ fn peer_check_refuses_another_user() {
     let dir = open_dir("check");
     // World-connectable, so that only the peer check stands in the way.
     let mut listener = Listener::bind_with_mode(dir.join("sock"), 0o666).unwrap();
-    listener.set_peer_check(|peer| peer.uid == 0);
+    let refused = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&refused);
+    listener.set_peer_check(move |peer| {
+        if peer.uid != 0 {
+            seen.lock().unwrap().push(peer.uid);
+        }
+        peer.uid == 0
+    });
     let mut child = spawn_as_nobody(listener.path());
     let (code, outcomes) = serve_until_exit(&listener, &mut child);
     assert_eq!(code, CLOSED_BY_SERVER, "the refused client was not cut off");
-    assert_eq!(outcomes, vec![std::io::ErrorKind::PermissionDenied]);
+    // Refused and skipped: neither served nor reported as a listener error;
+    // the check saw who it was.
+    assert_eq!(outcomes, vec![]);
+    assert_eq!(*refused.lock().unwrap(), vec![NOBODY]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fdpass_core::child::{adopt_inherited, Handoff};
 use fdpass_mio::{Event, Passer};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -52,12 +51,9 @@ fn server() -> Result<(), Box<dyn Error>> {
         .register(&mut listener, LISTENER, Interest::READABLE)?;
 
     // The worker inherits one end of a new connection; we keep the other.
-    let handoff = Handoff::new()?;
     let mut command = Command::new(std::env::current_exe()?);
     command.arg("worker");
-    handoff.configure(&mut command);
-    let mut child = command.spawn()?;
-    let mut worker = Passer::new(handoff.finish())?;
+    let (mut worker, mut child) = Passer::spawn_child(&mut command)?;
     poll.registry()
         .register(&mut worker, WORKER, Interest::READABLE | Interest::WRITABLE)?;
     println!(
@@ -168,7 +164,7 @@ fn run_clients(addr: SocketAddr) -> io::Result<Vec<String>> {
 /// The worker: receives connections from the server, answers each with one
 /// line, and exits once the server closes its end.
 fn worker() -> Result<(), Box<dyn Error>> {
-    let mut server = Passer::new(adopt_inherited()?)?;
+    let mut server = Passer::from_inherited()?;
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(16);
     poll.registry()

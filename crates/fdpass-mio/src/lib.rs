@@ -95,17 +95,45 @@
 //! when nothing is due.
 //!
 //! ## Child processes
-//! [`fdpass_core::child::Handoff`] gives a spawned child one end of a new
-//! connection; the child takes it with
-//! [`fdpass_core::child::adopt_inherited`] and wraps it with
-//! [`Passer::new`]. `examples/mio_server.rs` is a TCP server that hands every
-//! connection to such a worker.
+//! [`Passer::spawn_child`] starts a `Command` that inherits the other end of
+//! a new connection; the child calls [`Passer::from_inherited`] (both are
+//! [`fdpass_core::child`]'s `Handoff` and `adopt_inherited` underneath).
+//! `examples/mio_server.rs` is a TCP server that hands every connection to
+//! such a worker.
+//!
+//! ## The same surface on every adapter
+//! `fdpass-tokio`, `fdpass-smol` and `fdpass-mio` offer the same constructors
+//! and helpers, each with a `_with_config` variant taking a [`Config`]:
+//! `Passer::{new, with_config}`, `pair[_with_config]`,
+//! `from_std[_with_config]`, `from_<runtime>[_with_config]`,
+//! `connect[_with_config]`, `spawn_child[_with_config]`,
+//! `from_inherited[_with_config]`, `peer_credentials`, `AsFd`/`AsRawFd`;
+//! `Listener::{bind, bind_with_config, bind_with(path, mode, config),
+//! set_peer_check, accept, path}`. A listener's peer check closes and skips
+//! refused connections in `accept` (a refusal is never an error); the check
+//! sees each refused peer's credentials. They re-export the same types:
+//! [`Config`], [`Error`], [`ProtocolError`], [`Reservation`],
+//! [`RetryPolicy`], [`PeerCredentials`], [`InheritError`].
+//!
+//! Where they differ, the runtime is the reason:
+//! - this crate's passer is a [`mio::event::Source`] you drive (`push_*`,
+//!   `handle_event`, `handle_timeout`, `poll_event`) with `&mut self`
+//!   methods; fdpass-tokio's and fdpass-smol's are `Clone` and async;
+//! - [`Passer::connect`] connects with a blocking `connect(2)`, which for a
+//!   Unix socket completes at once unless the listener's backlog is full
+//!   (mio has no connect future); [`Listener::accept`] returns `Ok(None)`
+//!   when nothing waits instead of waiting;
+//! - [`Passer::spawn_child`] takes a std `Command` (mio has no process type);
+//! - [`Passer::config`] returns `&Config` (the passer is owned by your loop,
+//!   not shared behind a lock as the async adapters' are).
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 mod listener;
 mod passer;
 
+pub use fdpass_core::child::InheritError;
+pub use fdpass_core::socket::PeerCredentials;
 pub use fdpass_core::{
     Config, Error, Event, ProtocolError, RecvToken, Reservation, RetryPolicy, SendToken,
 };

@@ -70,6 +70,25 @@ impl Listener {
         Listener::bind_with(path, 0o600, Config::default())
     }
 
+    /// Binds at `path` with mode `0600`; accepted passers use `config`.
+    ///
+    /// # Errors
+    /// As [`fdpass_core::socket::Listener::bind`], or
+    /// [`Error::InvalidConfig`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-mio-doc-bind-config-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
+    /// let _listener = fdpass_mio::Listener::bind_with_config(dir.join("sock"), config)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_with_config(path: impl AsRef<Path>, config: Config) -> Result<Listener, Error> {
+        Listener::bind_with(path, 0o600, config)
+    }
+
     /// Binds at `path` with the given permission bits; accepted passers use
     /// `config`.
     ///
@@ -94,9 +113,10 @@ impl Listener {
     }
 
     /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
-    /// connect time) pass `check`. A refused peer's connection is closed and
-    /// [`accept`](Self::accept) returns an [`Error::Io`] of kind
-    /// `PermissionDenied` naming it; accept again for the next connection.
+    /// connect time) pass `check`. [`accept`](Self::accept) closes and skips
+    /// the connections of refused peers: a refusal is never an error, so an
+    /// accept loop using `?` goes on serving. `check` sees every refused
+    /// peer's credentials; log or count them there.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -105,7 +125,7 @@ impl Listener {
     /// let mut listener = fdpass_mio::Listener::bind(dir.join("sock"))?;
     /// listener.set_peer_check(|peer| peer.uid == u32::MAX); // nobody passes
     /// let _client = fdpass_mio::Passer::connect(listener.path())?;
-    /// assert!(listener.accept().is_err());
+    /// assert!(listener.accept()?.is_none()); // refused and closed; nothing else waits
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) }
     /// ```
@@ -116,12 +136,14 @@ impl Listener {
         self.inner.set_peer_check(check);
     }
 
-    /// Accepts one waiting connection as a passer, or returns `None` when no
-    /// connection waits.
+    /// Accepts one waiting connection that the peer check (if any) admits as
+    /// a passer, or returns `None` when no such connection waits. Refused
+    /// peers' connections are closed and skipped on the way.
     ///
     /// # Errors
-    /// A failed `accept(2)` (for example `EMFILE`), or a failure to set up the
-    /// passer (see [`Passer::with_config`]).
+    /// Only the listener's own: a failed `accept(2)` (for example `EMFILE`),
+    /// or a failure to set up the passer (see [`Passer::with_config`]). A
+    /// refused peer is never an error.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -137,6 +159,7 @@ impl Listener {
     /// ```
     pub fn accept(&self) -> Result<Option<Passer>, Error> {
         loop {
+            // The core listener applies the peer check and skips refusals.
             match self.inner.accept() {
                 Ok(socket) => return Passer::with_config(socket, self.config).map(Some),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),

@@ -6,6 +6,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use fdpass_core::child::Handoff;
+use fdpass_core::socket::PeerCredentials;
 use fdpass_core::{Config, Error, Event, RecvToken, SendToken, Want};
 use mio::event::Source;
 use mio::unix::SourceFd;
@@ -146,7 +148,21 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn from_std(stream: UnixStream) -> Result<Passer, Error> {
-        Passer::new(stream.into())
+        Passer::from_std_with_config(stream, Config::default())
+    }
+
+    /// [`from_std`](Self::from_std) with settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
+    /// let passer = fdpass_mio::Passer::from_std_with_config(a, config)?;
+    /// assert_eq!(*passer.config(), config);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_std_with_config(stream: UnixStream, config: Config) -> Result<Passer, Error> {
+        Passer::with_config(stream.into(), config)
     }
 
     /// Wraps a connected mio `UnixStream`. Deregister the stream first if it
@@ -160,7 +176,24 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn from_mio(stream: mio::net::UnixStream) -> Result<Passer, Error> {
-        Passer::new(stream.into())
+        Passer::from_mio_with_config(stream, Config::default())
+    }
+
+    /// [`from_mio`](Self::from_mio) with settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = mio::net::UnixStream::pair()?;
+    /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
+    /// let passer = fdpass_mio::Passer::from_mio_with_config(a, config)?;
+    /// assert_eq!(*passer.config(), config);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_mio_with_config(
+        stream: mio::net::UnixStream,
+        config: Config,
+    ) -> Result<Passer, Error> {
+        Passer::with_config(stream.into(), config)
     }
 
     /// Connects to a [`Listener`](crate::Listener) (or any `AF_UNIX` stream
@@ -179,7 +212,135 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn connect(path: impl AsRef<Path>) -> Result<Passer, Error> {
-        Passer::new(fdpass_core::socket::connect(path)?)
+        Passer::connect_with_config(path, Config::default())
+    }
+
+    /// [`connect`](Self::connect) with settings, for example the classic
+    /// wire or another batch size (both ends must agree; see [`Config`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-mio-doc-connect-with-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
+    /// let listener = fdpass_mio::Listener::bind_with_config(dir.join("sock"), config)?;
+    /// let client = fdpass_mio::Passer::connect_with_config(dir.join("sock"), config)?;
+    /// let server = listener.accept()?.expect("the connection waits");
+    /// assert_eq!(*client.config(), config);
+    /// assert_eq!(*server.config(), config);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connect_with_config(path: impl AsRef<Path>, config: Config) -> Result<Passer, Error> {
+        // Validate before connecting, so a bad config does not cost the
+        // listener a connection.
+        config.validate()?;
+        let path = path.as_ref();
+        let socket = fdpass_core::socket::connect(path)
+            .map_err(|e| fdpass_core::socket::connect_error(path, e))?;
+        Passer::with_config(socket, config)
+    }
+
+    /// Spawns `command` with the other end of a new connection, inherited at
+    /// the descriptor number named by the environment variable
+    /// [`fdpass_core::child::ENV_VAR`]. The child picks it up with
+    /// [`Passer::from_inherited`] (or any adapter's `from_inherited`). Our
+    /// copy of the child's end is closed once the spawn returned.
+    ///
+    /// Takes a `std::process::Command` and returns std's `Child`: mio has no
+    /// process type. Its `wait` blocks; use `try_wait` from the loop, or wait
+    /// on another thread.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // A worker would call `Passer::from_inherited`; `true` just exits.
+    /// let mut command = std::process::Command::new("true");
+    /// let (passer, mut child) = fdpass_mio::Passer::spawn_child(&mut command)?;
+    /// assert!(child.wait()?.success());
+    /// # drop(passer); Ok(()) }
+    /// ```
+    pub fn spawn_child(
+        command: &mut std::process::Command,
+    ) -> Result<(Passer, std::process::Child), Error> {
+        Passer::spawn_child_with_config(command, Config::default())
+    }
+
+    /// [`spawn_child`](Self::spawn_child) with settings for our end.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
+    /// let mut command = std::process::Command::new("true");
+    /// let (passer, mut child) = fdpass_mio::Passer::spawn_child_with_config(&mut command, config)?;
+    /// assert_eq!(*passer.config(), config);
+    /// assert!(child.wait()?.success());
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_child_with_config(
+        command: &mut std::process::Command,
+        config: Config,
+    ) -> Result<(Passer, std::process::Child), Error> {
+        // A bad config must not cost a child process.
+        config.validate()?;
+        let handoff = Handoff::new()?;
+        handoff.configure(command);
+        let child = command.spawn()?;
+        Ok((Passer::with_config(handoff.finish(), config)?, child))
+    }
+
+    /// In a child started with [`spawn_child`](Self::spawn_child): the passer
+    /// on the inherited connection. Callable once per process, and only in
+    /// the process the hand-off was made for (see
+    /// [`adopt_inherited`](fdpass_core::child::adopt_inherited)).
+    ///
+    /// # Errors
+    /// [`Error::Inherit`]; [`InheritError::NotHandedOff`](crate::InheritError::NotHandedOff)
+    /// when this process was not started by a hand-off.
+    ///
+    /// ```
+    /// use fdpass_mio::{Error, InheritError, Passer};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// match Passer::from_inherited() {
+    ///     Ok(parent) => drop(parent), // register it and serve
+    ///     // Not started with `spawn_child`, as this example is not.
+    ///     Err(Error::Inherit(InheritError::NotHandedOff)) => {}
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_inherited() -> Result<Passer, Error> {
+        Passer::from_inherited_with_config(Config::default())
+    }
+
+    /// [`from_inherited`](Self::from_inherited) with settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
+    /// if let Ok(parent) = fdpass_mio::Passer::from_inherited_with_config(config) {
+    ///     assert_eq!(*parent.config(), config);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_inherited_with_config(config: Config) -> Result<Passer, Error> {
+        // A bad config must not cost the inherited connection.
+        config.validate()?;
+        Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
+    }
+
+    /// Who is at the other end, as the kernel recorded it when the peer
+    /// connected (see [`fdpass_core::socket::peer_credentials`]): what a
+    /// server checks about an accepted client.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (a, _b) = fdpass_mio::Passer::pair()?;
+    /// assert_eq!(a.peer_credentials()?.pid as u32, std::process::id());
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_credentials(&self) -> Result<PeerCredentials, Error> {
+        Ok(fdpass_core::socket::peer_credentials(self)?)
     }
 
     /// The settings this passer was created with.

@@ -47,6 +47,32 @@
 //! [`Passer::spawn_child`] starts a `Command` that inherits the other end of
 //! a new connection; the child calls [`Passer::from_inherited`]. This replaces
 //! AnyEvent::FDpasser's fork + `i_am_parent`/`i_am_child`.
+//!
+//! ## The same surface on every adapter
+//! `fdpass-tokio`, `fdpass-smol` and `fdpass-mio` offer the same constructors
+//! and helpers, each with a `_with_config` variant taking a [`Config`]:
+//! `Passer::{new, with_config}`, `pair[_with_config]`,
+//! `from_std[_with_config]`, `from_<runtime>[_with_config]`,
+//! `connect[_with_config]`, `spawn_child[_with_config]`,
+//! `from_inherited[_with_config]`, `peer_credentials`, `AsFd`/`AsRawFd`;
+//! `Listener::{bind, bind_with_config, bind_with(path, mode, config),
+//! set_peer_check, accept, path}`. A listener's peer check closes and skips
+//! refused connections in `accept` (a refusal is never an error); the check
+//! sees each refused peer's credentials. They re-export the same types:
+//! [`Config`], [`Error`], [`ProtocolError`], [`Reservation`],
+//! [`RetryPolicy`], [`PeerCredentials`], [`InheritError`].
+//!
+//! Where they differ, the runtime is the reason:
+//! - this crate's passer is `Clone` and async (`send`/`recv` futures,
+//!   `Stream`, `Sink`), like fdpass-tokio's; fdpass-mio's is a
+//!   `mio::event::Source` driven by your loop (`push_*`, `handle_event`,
+//!   `poll_event`), with `&mut self` methods and no futures;
+//! - [`Passer::spawn_child`] takes a std `Command` and returns std's `Child`
+//!   (async-io has no process type; async-process would be one more
+//!   dependency), so fdpass-tokio's separate `spawn_std_child` has no
+//!   counterpart here;
+//! - it needs no runtime context: async-io drives the socket from whichever
+//!   thread blocks in `block_on`, or from its own thread.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -57,6 +83,8 @@ mod reactor;
 mod stream;
 
 pub use crate::futures::{Flush, RecvFd, RecvMany, SendFd};
+pub use fdpass_core::child::InheritError;
+pub use fdpass_core::socket::PeerCredentials;
 pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};
 pub use listener::Listener;
 pub use passer::Passer;

@@ -4,6 +4,7 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 use async_io::Async;
+use fdpass_core::socket::{PeerCheck, PeerCredentials};
 use fdpass_core::{Config, Error};
 
 use crate::Passer;
@@ -28,10 +29,20 @@ use crate::Passer;
 /// # Ok(()) })
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct Listener {
     inner: Async<UnixListener>,
     config: Config,
+    peer_check: Option<PeerCheck>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .field("peer_check", &self.peer_check.is_some())
+            .finish()
+    }
 }
 
 impl Listener {
@@ -50,6 +61,21 @@ impl Listener {
         Listener::bind_with(path, 0o600, Config::default())
     }
 
+    /// Binds at `path` with mode `0600`; accepted passers use `config`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-bind-config-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
+    /// let _listener = fdpass_smol::Listener::bind_with_config(dir.join("sock"), config)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_with_config(path: impl AsRef<Path>, config: Config) -> Result<Listener, Error> {
+        Listener::bind_with(path, 0o600, config)
+    }
+
     /// Binds at `path` with the given permission bits; accepted passers use
     /// `config`.
     ///
@@ -63,36 +89,88 @@ impl Listener {
     /// # Ok(()) }
     /// ```
     pub fn bind_with(path: impl AsRef<Path>, mode: u32, config: Config) -> Result<Listener, Error> {
+        // Refuse a bad config now rather than at every accept.
+        config.validate()?;
         let listener = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
         // The core listener is created non-blocking already.
         let inner = Async::new_nonblocking(UnixListener::from(listener.into_fd()))?;
-        Ok(Listener { inner, config })
+        Ok(Listener {
+            inner,
+            config,
+            peer_check: None,
+        })
     }
 
-    /// Waits for the next connection and wraps it in a passer.
-    ///
-    /// # Cancel safety
-    /// This method is cancel safe: a connection is taken from the kernel only
-    /// in the poll that completes.
+    /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
+    /// connect time) pass `check`. [`accept`](Self::accept) closes and skips
+    /// the connections of refused peers: a refusal is never an error. `check`
+    /// sees every refused peer's credentials; log or count them there.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # smol::block_on(async {
-    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-accept-{}", std::process::id()));
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-peer-check-{}", std::process::id()));
     /// std::fs::create_dir_all(&dir)?;
-    /// let listener = fdpass_smol::Listener::bind(dir.join("sock"))?;
-    /// let client = fdpass_smol::Passer::connect(dir.join("sock")).await?;
-    /// let server = listener.accept().await?;
-    /// client.close();
-    /// assert!(server.recv().await?.is_none());
+    /// let mut listener = fdpass_smol::Listener::bind(dir.join("sock"))?;
+    /// let me = rustix::process::getuid().as_raw();
+    /// listener.set_peer_check(move |peer| peer.uid == me);
+    /// let (_client, server) = futures_util::try_join!(fdpass_smol::Passer::connect(dir.join("sock")), listener.accept())?;
+    /// assert_eq!(server.peer_credentials()?.uid, me);
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) })
     /// # }
     /// ```
+    pub fn set_peer_check(
+        &mut self,
+        check: impl Fn(&PeerCredentials) -> bool + Send + Sync + 'static,
+    ) {
+        self.peer_check = Some(std::sync::Arc::new(check));
+    }
+
+    /// Waits for the next connection that the peer check (if any) admits and
+    /// wraps it in a passer. Refused peers' connections are closed and
+    /// skipped, so an error is always the listener's own (for example
+    /// `EMFILE`) or the new passer's set-up, never a refusal.
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe: a connection is taken from the kernel only
+    /// in the poll that completes, or closed there if refused.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-accept-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut listener = fdpass_smol::Listener::bind(dir.join("sock"))?;
+    /// let asked = Arc::new(AtomicUsize::new(0));
+    /// let seen = Arc::clone(&asked);
+    /// // Refuse the first peer, admit the next.
+    /// listener.set_peer_check(move |_peer| seen.fetch_add(1, Ordering::SeqCst) > 0);
+    /// let first = fdpass_smol::Passer::connect(dir.join("sock")).await?;
+    /// let second = fdpass_smol::Passer::connect(dir.join("sock")).await?;
+    /// let server = listener.accept().await?;
+    /// assert!(first.recv().await?.is_none()); // its connection was closed
+    /// assert_eq!(asked.load(Ordering::SeqCst), 2);
+    /// # drop((second, server)); std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) })
+    /// # }
+    /// ```
     pub async fn accept(&self) -> Result<Passer, Error> {
-        // Accept without registering the new stream: the passer registers
-        // its own socket.
-        let (stream, _addr) = self.inner.read_with(|listener| listener.accept()).await?;
-        Passer::with_config(stream.into(), self.config)
+        loop {
+            // Accept without registering the new stream: the passer registers
+            // its own socket.
+            let (stream, _addr) = self.inner.read_with(|listener| listener.accept()).await?;
+            let socket = std::os::fd::OwnedFd::from(stream);
+            let socket = match &self.peer_check {
+                Some(check) => match fdpass_core::socket::screen(socket, check) {
+                    Some(socket) => socket,
+                    None => continue,
+                },
+                None => socket,
+            };
+            return Passer::with_config(socket, self.config);
+        }
     }
 }

@@ -1,12 +1,14 @@
 //! The smol passer: a handle on one connection, cloneable across tasks.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 
 use async_io::Async;
 use fdpass_core::child::Handoff;
 use fdpass_core::driver::Handle;
+use fdpass_core::socket::PeerCredentials;
 use fdpass_core::{Config, Error};
 
 use crate::reactor::SmolReactor;
@@ -51,6 +53,9 @@ use crate::{Flush, RecvFd, RecvMany, SendFd};
 #[derive(Debug, Clone)]
 pub struct Passer {
     pub(crate) handle: Handle<SmolReactor>,
+    /// A shared owner of the socket, so that [`AsFd`] can lend it without
+    /// taking the lock (the core passer and the registration own the others).
+    socket: Arc<OwnedFd>,
 }
 
 impl Passer {
@@ -79,9 +84,11 @@ impl Passer {
     /// ```
     pub fn with_config(socket: OwnedFd, config: Config) -> Result<Passer, Error> {
         let core = fdpass_core::Passer::new(socket, config)?;
+        let socket = core.shared_socket();
         let reactor = SmolReactor::new(&core)?;
         Ok(Passer {
             handle: Handle::new(core, reactor),
+            socket,
         })
     }
 
@@ -121,7 +128,21 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn from_std(stream: UnixStream) -> Result<Passer, Error> {
-        Passer::new(stream.into())
+        Passer::from_std_with_config(stream, Config::default())
+    }
+
+    /// [`from_std`](Self::from_std) with settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().map_err(fdpass_smol::Error::from)?;
+    /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
+    /// let passer = fdpass_smol::Passer::from_std_with_config(a, config)?;
+    /// assert_eq!(passer.config(), config);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_std_with_config(stream: UnixStream, config: Config) -> Result<Passer, Error> {
+        Passer::with_config(stream.into(), config)
     }
 
     /// Wraps a connected `Async<UnixStream>` (what async-io's
@@ -135,7 +156,24 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn from_async(stream: Async<UnixStream>) -> Result<Passer, Error> {
-        Passer::from_std(stream.into_inner()?)
+        Passer::from_async_with_config(stream, Config::default())
+    }
+
+    /// [`from_async`](Self::from_async) with settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = async_io::Async::<std::os::unix::net::UnixStream>::pair().map_err(fdpass_smol::Error::from)?;
+    /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
+    /// let passer = fdpass_smol::Passer::from_async_with_config(a, config)?;
+    /// assert_eq!(passer.config(), config);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_async_with_config(
+        stream: Async<UnixStream>,
+        config: Config,
+    ) -> Result<Passer, Error> {
+        Passer::from_std_with_config(stream.into_inner()?, config)
     }
 
     /// Connects to a listener at `path` (see [`Listener`](crate::Listener)).
@@ -152,7 +190,40 @@ impl Passer {
     /// # }
     /// ```
     pub async fn connect(path: impl AsRef<Path>) -> Result<Passer, Error> {
-        Passer::from_async(Async::<UnixStream>::connect(path).await?)
+        Passer::connect_with_config(path, Config::default()).await
+    }
+
+    /// [`connect`](Self::connect) with settings, for example the classic
+    /// wire or another batch size (both ends must agree; see [`Config`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-connect-with-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
+    /// let listener = fdpass_smol::Listener::bind_with_config(dir.join("sock"), config)?;
+    /// let (client, server) = futures_util::try_join!(
+    ///     fdpass_smol::Passer::connect_with_config(dir.join("sock"), config),
+    ///     listener.accept(),
+    /// )?;
+    /// assert_eq!(client.config(), config);
+    /// assert_eq!(server.config(), config);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub async fn connect_with_config(
+        path: impl AsRef<Path>,
+        config: Config,
+    ) -> Result<Passer, Error> {
+        // Validate before connecting, so a bad config does not cost the
+        // listener a connection.
+        config.validate()?;
+        let stream = Async::<UnixStream>::connect(path.as_ref())
+            .await
+            .map_err(|e| fdpass_core::socket::connect_error(path.as_ref(), e))?;
+        Passer::from_async_with_config(stream, config)
     }
 
     /// Spawns `command` with the other end of a new connection, inherited at
@@ -196,6 +267,8 @@ impl Passer {
         command: &mut std::process::Command,
         config: Config,
     ) -> Result<(Passer, std::process::Child), Error> {
+        // A bad config must not cost a child process.
+        config.validate()?;
         let handoff = Handoff::new()?;
         handoff.configure(command);
         let child = command.spawn()?;
@@ -203,12 +276,18 @@ impl Passer {
     }
 
     /// In a child started with [`spawn_child`](Self::spawn_child): the passer
-    /// on the inherited connection. Callable once per process.
+    /// on the inherited connection. Callable once per process, and only in
+    /// the process the hand-off was made for (see
+    /// [`adopt_inherited`](fdpass_core::child::adopt_inherited)).
+    ///
+    /// # Errors
+    /// [`Error::Inherit`]; [`InheritError::NotHandedOff`](crate::InheritError::NotHandedOff)
+    /// when this process was not started by a hand-off.
     ///
     /// A worker that also runs on its own (as this example does):
     ///
     /// ```
-    /// use fdpass_smol::{Error, Passer};
+    /// use fdpass_smol::{Error, InheritError, Passer};
     ///
     /// # fn main() -> Result<(), Error> {
     /// # smol::block_on(async {
@@ -218,7 +297,7 @@ impl Passer {
     ///             drop(fd); // serve it
     ///         }
     ///     }
-    ///     Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+    ///     Err(Error::Inherit(InheritError::NotHandedOff)) => {
     ///         // Not started with `spawn_child`.
     ///     }
     ///     Err(e) => return Err(e),
@@ -241,6 +320,8 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn from_inherited_with_config(config: Config) -> Result<Passer, Error> {
+        // A bad config must not cost the inherited connection.
+        config.validate()?;
         Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
     }
 
@@ -254,6 +335,20 @@ impl Passer {
     /// ```
     pub fn config(&self) -> Config {
         self.handle.config()
+    }
+
+    /// Who is at the other end, as the kernel recorded it when the peer
+    /// connected (see [`fdpass_core::socket::peer_credentials`]): what a
+    /// server checks about an accepted client.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = fdpass_smol::Passer::pair()?;
+    /// assert_eq!(a.peer_credentials()?.pid as u32, std::process::id());
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_credentials(&self) -> Result<PeerCredentials, Error> {
+        Ok(fdpass_core::socket::peer_credentials(self)?)
     }
 
     /// Sends `fd`; resolves once the kernel has taken it (not necessarily once
@@ -456,5 +551,38 @@ impl Passer {
     /// ```
     pub fn close(&self) {
         self.handle.close();
+    }
+}
+
+impl AsFd for Passer {
+    /// The connection's socket, for example to read the peer's credentials
+    /// or socket options. Do not read from or write to it: that would
+    /// desynchronise the stream. It stays open while any clone lives.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = fdpass_smol::Passer::pair()?;
+    /// let peer = fdpass_core::socket::peer_credentials(a.as_fd())?;
+    /// assert_eq!(peer.uid, rustix::process::geteuid().as_raw());
+    /// # Ok(()) }
+    /// ```
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl AsRawFd for Passer {
+    /// The connection's socket's number (see [`AsFd`]).
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// # fn main() -> Result<(), fdpass_smol::Error> {
+    /// let (a, _b) = fdpass_smol::Passer::pair()?;
+    /// assert!(a.as_raw_fd() >= 0);
+    /// # Ok(()) }
+    /// ```
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
     }
 }

@@ -34,7 +34,8 @@ options:
                       runs together (default 100000)
   --seconds S         instead of --count: pass for about S seconds in total
   --reservation R     peek, sentinel or both (default both)
-  --max-fds LIST      max_fds_per_message values, comma-separated (default 1,64)
+  --max-fds LIST      max_fds_per_message values, comma-separated (default 1,64
+                      and the library's default, Config::default())
   --no-faults         inject nothing (plain throughput)
   --churn-threads N   churning threads per process (default 1)
   --churn-in-full-table
@@ -85,7 +86,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         count: None,
         seconds: None,
         reservations: vec![Reservation::Peek, Reservation::Sentinel],
-        max_fds: vec![1, 64],
+        max_fds: default_max_fds(),
         faults: true,
         churn_threads: 1,
         churn_in_full_table: false,
@@ -182,6 +183,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
         options.child = Some(ChildRun { run, goal });
     }
     Ok(options)
+}
+
+/// One descriptor per message, a mid-sized batch, and whatever the library
+/// ships as its default, so a default run always covers what users get.
+fn default_max_fds() -> Vec<usize> {
+    let mut sizes = vec![1, 64, Config::default().max_fds_per_message];
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
 }
 
 fn number(text: &str, name: &str) -> Result<u64, String> {

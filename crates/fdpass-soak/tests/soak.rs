@@ -1,9 +1,12 @@
-//! The soak in short, for CI: 20,000 descriptors through the `fdpass-soak`
-//! binary, both reservation strategies, batched and unbatched, with every
-//! fault injected. `docs/reliability.md` has the long runs.
+//! The soak in short, for CI: 24,000 descriptors through the `fdpass-soak`
+//! binary with its default runs (both reservation strategies; 1, 64 and the
+//! library's default descriptors per message), with every fault injected.
+//! `docs/reliability.md` has the long runs.
 
 use std::process::Command;
 use std::time::Instant;
+
+use fdpass_core::Config;
 
 /// The schedule's seed: fixed, so CI is repeatable; set `FDPASS_SOAK_SEED`
 /// to try another one (a failure prints the seed to replay).
@@ -11,13 +14,22 @@ fn seed() -> String {
     std::env::var("FDPASS_SOAK_SEED").unwrap_or_else(|_| "20240601".into())
 }
 
+/// The batch sizes a default run covers: one, a mid-sized batch and the
+/// shipped default, whatever it is.
+fn default_batches() -> Vec<usize> {
+    let mut sizes = vec![1, 64, Config::default().max_fds_per_message];
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
 #[test]
-fn short_soak_both_strategies_batched_and_unbatched() {
+fn short_soak_covers_both_strategies_and_the_shipped_default_batch() {
     let seed = seed();
     let start = Instant::now();
+    // No --reservation or --max-fds: what a default run covers is under test.
     let output = Command::new(env!("CARGO_BIN_EXE_fdpass-soak"))
-        .args(["--seed", &seed, "--count", "20000"])
-        .args(["--reservation", "both", "--max-fds", "1,64"])
+        .args(["--seed", &seed, "--count", "24000"])
         .output()
         .expect("running fdpass-soak");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -28,22 +40,33 @@ fn short_soak_both_strategies_batched_and_unbatched() {
         output.status
     );
     let runs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("run ")).collect();
-    assert_eq!(
-        runs.len(),
-        4,
-        "one run per strategy and batch size:\n{stdout}"
-    );
-    for (run, label) in runs.iter().zip([
-        "(peek, max_fds 1)",
-        "(peek, max_fds 64)",
-        "(sentinel, max_fds 1)",
-        "(sentinel, max_fds 64)",
-    ]) {
-        assert!(run.contains(label), "{run}");
-        assert!(run.contains(": 5000 descriptors in"), "{run}");
+    let mut labels = Vec::new();
+    for strategy in ["peek", "sentinel"] {
+        for batch in default_batches() {
+            labels.push(format!("({strategy}, max_fds {batch})"));
+        }
     }
     assert!(
-        stdout.contains("fdpass-soak: PASS: 20000 descriptors"),
+        labels
+            .iter()
+            .any(|l| l.ends_with(&format!(" {})", Config::default().max_fds_per_message))),
+        "the default batch is among the runs"
+    );
+    assert_eq!(
+        runs.len(),
+        labels.len(),
+        "one run per strategy and batch size:\n{stdout}"
+    );
+    let per_run = 24000 / labels.len();
+    for (run, label) in runs.iter().zip(&labels) {
+        assert!(run.contains(label.as_str()), "{run}");
+        assert!(
+            run.contains(&format!(": {per_run} descriptors in")),
+            "{run}"
+        );
+    }
+    assert!(
+        stdout.contains("fdpass-soak: PASS: 24000 descriptors"),
         "{stdout}"
     );
     println!("{stdout}");

@@ -44,6 +44,31 @@
 //! [`Passer::spawn_child`] starts a `Command` that inherits the other end of
 //! a new connection; the child calls [`Passer::from_inherited`]. This replaces
 //! AnyEvent::FDpasser's fork + `i_am_parent`/`i_am_child`.
+//!
+//! ## The same surface on every adapter
+//! `fdpass-tokio`, `fdpass-smol` and `fdpass-mio` offer the same constructors
+//! and helpers, each with a `_with_config` variant taking a [`Config`]:
+//! `Passer::{new, with_config}`, `pair[_with_config]`,
+//! `from_std[_with_config]`, `from_<runtime>[_with_config]`,
+//! `connect[_with_config]`, `spawn_child[_with_config]`,
+//! `from_inherited[_with_config]`, `peer_credentials`, `AsFd`/`AsRawFd`;
+//! `Listener::{bind, bind_with_config, bind_with(path, mode, config),
+//! set_peer_check, accept, path}`. A listener's peer check closes and skips
+//! refused connections in `accept` (a refusal is never an error); the check
+//! sees each refused peer's credentials. They re-export the same types:
+//! [`Config`], [`Error`], [`ProtocolError`], [`Reservation`],
+//! [`RetryPolicy`], [`PeerCredentials`], [`InheritError`].
+//!
+//! Where they differ, the runtime is the reason:
+//! - this crate's passer is `Clone` and async (`send`/`recv` futures,
+//!   `Stream`, `Sink`), like fdpass-smol's; fdpass-mio's is a
+//!   `mio::event::Source` driven by your loop (`push_*`, `handle_event`,
+//!   `poll_event`), with `&mut self` methods and no futures;
+//! - [`Passer::spawn_child`] takes a `tokio::process::Command` (tokio has its
+//!   own, awaitable child type) and [`Passer::spawn_std_child`] a std one;
+//!   smol's and mio's `spawn_child` take a std `Command`;
+//! - a passer must be created inside a tokio runtime with I/O and time
+//!   enabled; fdpass-smol needs no runtime context.
 #![warn(missing_docs)]
 // The one unsafe block registers the socket with tokio; see `reactor`.
 #![deny(unsafe_code)]
@@ -55,6 +80,7 @@ mod reactor;
 mod stream;
 
 pub use crate::futures::{Flush, RecvFd, RecvMany, SendFd};
+pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
 pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};
 pub use listener::Listener;

@@ -63,6 +63,22 @@ impl Listener {
         Listener::bind_with(path, 0o600, Config::default())
     }
 
+    /// Binds at `path` with mode `0600`; accepted passers use `config`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-bind-config-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// let _listener = fdpass_tokio::Listener::bind_with_config(dir.join("sock"), config)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_with_config(path: impl AsRef<Path>, config: Config) -> Result<Listener, Error> {
+        Listener::bind_with(path, 0o600, config)
+    }
+
     /// Binds at `path` with the given permission bits; accepted passers use
     /// `config`.
     ///
@@ -77,6 +93,8 @@ impl Listener {
     /// # Ok(()) }
     /// ```
     pub fn bind_with(path: impl AsRef<Path>, mode: u32, config: Config) -> Result<Listener, Error> {
+        // Refuse a bad config now rather than at every accept.
+        config.validate()?;
         let listener = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
         let std = std::os::unix::net::UnixListener::from(listener.into_fd());
         Ok(Listener {
@@ -87,7 +105,9 @@ impl Listener {
     }
 
     /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
-    /// connect time) pass `check`; see [`Listener::accept`] for refusals.
+    /// connect time) pass `check`. [`accept`](Self::accept) closes and skips
+    /// the connections of refused peers: a refusal is never an error. `check`
+    /// sees every refused peer's credentials; log or count them there.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -108,39 +128,46 @@ impl Listener {
         self.peer_check = Some(std::sync::Arc::new(check));
     }
 
-    /// Waits for the next connection and wraps it in a passer.
-    ///
-    /// With a peer check set, a refused peer's connection is closed and this
-    /// returns an [`Error::Io`] of kind `PermissionDenied` naming the peer;
-    /// call `accept` again for the next connection.
+    /// Waits for the next connection that the peer check (if any) admits and
+    /// wraps it in a passer. Refused peers' connections are closed and
+    /// skipped, so an error is always the listener's own (for example
+    /// `EMFILE`) or the new passer's set-up, never a refusal.
     ///
     /// # Cancel safety
     /// This method is cancel safe: a connection is taken from the kernel only
-    /// in the poll that completes.
+    /// in the poll that completes, or closed there if refused.
     ///
     /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-accept-{}", std::process::id()));
     /// std::fs::create_dir_all(&dir)?;
     /// let mut listener = fdpass_tokio::Listener::bind(dir.join("sock"))?;
-    /// listener.set_peer_check(|_peer| false); // refuse everyone
-    /// let (client, refused) = tokio::join!(fdpass_tokio::Passer::connect(dir.join("sock")), listener.accept());
-    /// let Err(fdpass_tokio::Error::Io(e)) = refused else {
-    ///     panic!("the peer check refuses every connection");
-    /// };
-    /// assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
-    /// assert!(client?.recv().await?.is_none()); // its connection was closed
-    /// # std::fs::remove_dir_all(&dir)?;
+    /// let refused = Arc::new(AtomicUsize::new(0));
+    /// let seen = Arc::clone(&refused);
+    /// // Refuse the first peer, admit the next.
+    /// listener.set_peer_check(move |_peer| seen.fetch_add(1, Ordering::SeqCst) > 0);
+    /// let first = fdpass_tokio::Passer::connect(dir.join("sock")).await?;
+    /// let (second, server) = tokio::try_join!(fdpass_tokio::Passer::connect(dir.join("sock")), listener.accept())?;
+    /// assert!(first.recv().await?.is_none()); // its connection was closed
+    /// assert_eq!(refused.load(Ordering::SeqCst), 2); // asked about both
+    /// # drop((second, server)); std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) }
     /// ```
     pub async fn accept(&self) -> Result<Passer, Error> {
-        let (stream, _addr) = self.inner.accept().await?;
-        let socket: std::os::fd::OwnedFd = stream.into_std()?.into();
-        let socket = match &self.peer_check {
-            Some(check) => fdpass_core::socket::admit(socket, check)?,
-            None => socket,
-        };
-        Passer::with_config(socket, self.config)
+        loop {
+            let (stream, _addr) = self.inner.accept().await?;
+            let socket: std::os::fd::OwnedFd = stream.into_std()?.into();
+            let socket = match &self.peer_check {
+                Some(check) => match fdpass_core::socket::screen(socket, check) {
+                    Some(socket) => socket,
+                    None => continue,
+                },
+                None => socket,
+            };
+            return Passer::with_config(socket, self.config);
+        }
     }
 }

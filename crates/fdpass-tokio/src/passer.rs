@@ -1,10 +1,12 @@
 //! The tokio passer: a handle on one connection, cloneable across tasks.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::Arc;
 
 use fdpass_core::child::Handoff;
 use fdpass_core::driver::Handle;
+use fdpass_core::socket::PeerCredentials;
 use fdpass_core::{Config, Error};
 
 use crate::reactor::TokioReactor;
@@ -46,6 +48,9 @@ use crate::{Flush, RecvFd, RecvMany, SendFd};
 #[derive(Debug, Clone)]
 pub struct Passer {
     pub(crate) handle: Handle<TokioReactor>,
+    /// A shared owner of the socket, so that [`AsFd`] can lend it without
+    /// taking the lock (the core passer and the registration own the others).
+    socket: Arc<OwnedFd>,
 }
 
 impl Passer {
@@ -76,9 +81,11 @@ impl Passer {
     /// ```
     pub fn with_config(socket: OwnedFd, config: Config) -> Result<Passer, Error> {
         let core = fdpass_core::Passer::new(socket, config)?;
+        let socket = core.shared_socket();
         let reactor = TokioReactor::new(core.shared_socket())?;
         Ok(Passer {
             handle: Handle::new(core, reactor),
+            socket,
         })
     }
 
@@ -121,7 +128,25 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> Result<Passer, Error> {
-        Passer::new(stream.into())
+        Passer::from_std_with_config(stream, Config::default())
+    }
+
+    /// [`from_std`](Self::from_std) with settings.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fdpass_tokio::Error> {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().map_err(fdpass_tokio::Error::from)?;
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// let passer = fdpass_tokio::Passer::from_std_with_config(a, config)?;
+    /// assert_eq!(passer.config(), config);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_std_with_config(
+        stream: std::os::unix::net::UnixStream,
+        config: Config,
+    ) -> Result<Passer, Error> {
+        Passer::with_config(stream.into(), config)
     }
 
     /// Wraps a connected tokio `UnixStream` (it leaves tokio's own reactor
@@ -135,7 +160,25 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub fn from_tokio(stream: tokio::net::UnixStream) -> Result<Passer, Error> {
-        Passer::from_std(stream.into_std()?)
+        Passer::from_tokio_with_config(stream, Config::default())
+    }
+
+    /// [`from_tokio`](Self::from_tokio) with settings.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fdpass_tokio::Error> {
+    /// let (a, _b) = tokio::net::UnixStream::pair().map_err(fdpass_tokio::Error::from)?;
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// let passer = fdpass_tokio::Passer::from_tokio_with_config(a, config)?;
+    /// assert_eq!(passer.config(), config);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_tokio_with_config(
+        stream: tokio::net::UnixStream,
+        config: Config,
+    ) -> Result<Passer, Error> {
+        Passer::from_std_with_config(stream.into_std()?, config)
     }
 
     /// Connects to a listener at `path` (see [`Listener`](crate::Listener)).
@@ -151,7 +194,40 @@ impl Passer {
     /// # Ok(()) }
     /// ```
     pub async fn connect(path: impl AsRef<Path>) -> Result<Passer, Error> {
-        Passer::from_tokio(tokio::net::UnixStream::connect(path).await?)
+        Passer::connect_with_config(path, Config::default()).await
+    }
+
+    /// [`connect`](Self::connect) with settings, for example the classic
+    /// wire or another batch size (both ends must agree; see
+    /// [`Config`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-connect-with-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// let listener = fdpass_tokio::Listener::bind_with_config(dir.join("sock"), config)?;
+    /// let (client, server) = tokio::try_join!(
+    ///     fdpass_tokio::Passer::connect_with_config(dir.join("sock"), config),
+    ///     listener.accept(),
+    /// )?;
+    /// assert_eq!(client.config(), config);
+    /// assert_eq!(server.config(), config);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with_config(
+        path: impl AsRef<Path>,
+        config: Config,
+    ) -> Result<Passer, Error> {
+        // Validate before connecting, so a bad config does not cost the
+        // listener a connection.
+        config.validate()?;
+        let stream = tokio::net::UnixStream::connect(path.as_ref())
+            .await
+            .map_err(|e| fdpass_core::socket::connect_error(path.as_ref(), e))?;
+        Passer::from_tokio_with_config(stream, config)
     }
 
     /// Spawns `command` with the other end of a new connection, inherited at
@@ -190,6 +266,8 @@ impl Passer {
         command: &mut tokio::process::Command,
         config: Config,
     ) -> Result<(Passer, tokio::process::Child), Error> {
+        // A bad config must not cost a child process.
+        config.validate()?;
         let handoff = Handoff::new()?;
         handoff.configure(command.as_std_mut());
         let child = command.spawn()?;
@@ -210,14 +288,42 @@ impl Passer {
     pub fn spawn_std_child(
         command: &mut std::process::Command,
     ) -> Result<(Passer, std::process::Child), Error> {
+        Passer::spawn_std_child_with_config(command, Config::default())
+    }
+
+    /// [`spawn_std_child`](Self::spawn_std_child) with settings for our end.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut command = std::process::Command::new("true");
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// let (passer, mut child) = fdpass_tokio::Passer::spawn_std_child_with_config(&mut command, config)?;
+    /// assert_eq!(passer.config(), config);
+    /// assert!(child.wait()?.success());
+    /// assert!(passer.recv().await?.is_none()); // the child exited without sending
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_std_child_with_config(
+        command: &mut std::process::Command,
+        config: Config,
+    ) -> Result<(Passer, std::process::Child), Error> {
+        // A bad config must not cost a child process.
+        config.validate()?;
         let handoff = Handoff::new()?;
         handoff.configure(command);
         let child = command.spawn()?;
-        Ok((Passer::new(handoff.finish())?, child))
+        Ok((Passer::with_config(handoff.finish(), config)?, child))
     }
 
     /// In a child started with [`spawn_child`](Self::spawn_child): the passer
-    /// on the inherited connection. Callable once per process.
+    /// on the inherited connection. Callable once per process, and only in
+    /// the process the hand-off was made for (see
+    /// [`adopt_inherited`](fdpass_core::child::adopt_inherited)).
+    ///
+    /// # Errors
+    /// [`Error::Inherit`]; [`InheritError::NotHandedOff`](crate::InheritError::NotHandedOff)
+    /// when this process was not started by a hand-off.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]
@@ -246,6 +352,8 @@ impl Passer {
     /// # }
     /// ```
     pub fn from_inherited_with_config(config: Config) -> Result<Passer, Error> {
+        // A bad config must not cost the inherited connection.
+        config.validate()?;
         Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
     }
 
@@ -260,6 +368,21 @@ impl Passer {
     /// ```
     pub fn config(&self) -> Config {
         self.handle.config()
+    }
+
+    /// Who is at the other end, as the kernel recorded it when the peer
+    /// connected (see [`fdpass_core::socket::peer_credentials`]): what a
+    /// server checks about an accepted client.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fdpass_tokio::Error> {
+    /// let (a, _b) = fdpass_tokio::Passer::pair()?;
+    /// assert_eq!(a.peer_credentials()?.pid as u32, std::process::id());
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_credentials(&self) -> Result<PeerCredentials, Error> {
+        Ok(fdpass_core::socket::peer_credentials(self)?)
     }
 
     /// Sends `fd`; resolves once the kernel has taken it (not necessarily once
@@ -455,5 +578,40 @@ impl Passer {
     /// ```
     pub fn close(&self) {
         self.handle.close();
+    }
+}
+
+impl AsFd for Passer {
+    /// The connection's socket, for example to read the peer's credentials
+    /// or socket options. Do not read from or write to it: that would
+    /// desynchronise the stream. It stays open while any clone lives.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = fdpass_tokio::Passer::pair()?;
+    /// let peer = fdpass_core::socket::peer_credentials(a.as_fd())?;
+    /// assert_eq!(peer.uid, rustix::process::geteuid().as_raw());
+    /// # Ok(()) }
+    /// ```
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl AsRawFd for Passer {
+    /// The connection's socket's number (see [`AsFd`]).
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fdpass_tokio::Error> {
+    /// let (a, _b) = fdpass_tokio::Passer::pair()?;
+    /// assert!(a.as_raw_fd() >= 0);
+    /// # Ok(()) }
+    /// ```
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
     }
 }

@@ -1,7 +1,7 @@
 //! Behaviour 4: passing leaves a descriptor's `O_NONBLOCK` as it was, and a
 //! passer's socket keeps its mode across the spawn of the peer process.
 
-use fdpass_core::child::ENV_VAR;
+use fdpass_core::child::{ENV_VAR, ID_VAR};
 use rustix::pipe::PipeFlags;
 
 use crate::{
@@ -85,6 +85,9 @@ pub fn socket_mode_survives_spawn<A: Adapter>(ctx: &Ctx) {
             // inherited socket.
             let mut command = ctx.command("prepared");
             command.env(ENV_VAR, "0");
+            // What Handoff::configure would put there: the socket's identity.
+            let stat = rustix::fs::fstat(&theirs).expect("fstat");
+            command.env(ID_VAR, format!("{}:{}", stat.st_dev, stat.st_ino));
             let child = ChildProcess::start_with_stdin("prepared", command, theirs);
             assert!(
                 is_nonblocking(&probe),
