@@ -339,6 +339,12 @@ fn label_from_link(prefix: &str, link: Option<String>) -> Label {
 /// Link targets of every open descriptor of this process whose memfd name
 /// starts with `prefix`.
 pub fn open_with_prefix(prefix: &str) -> Vec<String> {
+    // Descriptors fdpass let go of are closed by a background thread, soon:
+    // wait for those before counting.
+    assert!(
+        fdpass_core::disposal::flush(std::time::Duration::from_secs(30)),
+        "pending disposals did not finish"
+    );
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd") {
         let Ok(entry) = entry else { continue };
