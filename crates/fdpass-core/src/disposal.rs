@@ -97,7 +97,11 @@ pub fn flush(within: Duration) -> bool {
     let mut state = lock();
     let upto = state.next_seq;
     loop {
-        if state.unfinished.first().is_none_or(|&oldest| oldest >= upto) {
+        if state
+            .unfinished
+            .first()
+            .is_none_or(|&oldest| oldest >= upto)
+        {
             return true;
         }
         let wait = match deadline {
