@@ -208,3 +208,21 @@ fn disposed_descriptors_are_closed_soon() {
     // The pipe's last write end is closed: its reader sees end of file.
     assert_eq!(rustix::io::read(&read_end, &mut [0u8; 1]).unwrap(), 0);
 }
+
+#[test]
+fn a_blocking_close_never_delays_other_disposals() {
+    let (lingering, _far) = lingering_socket();
+    fdpass_core::disposal::dispose(lingering); // its close blocks for LINGER
+    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    fdpass_core::disposal::dispose(write_end);
+    // Another worker closes the pipe's write end meanwhile: its reader sees
+    // end of file long before the lingering close returns.
+    let mut fds = [rustix::event::PollFd::new(
+        &read_end,
+        rustix::event::PollFlags::IN,
+    )];
+    let bound = rustix::event::Timespec::try_from(PROMPT).unwrap();
+    let ready = rustix::event::poll(&mut fds, Some(&bound)).unwrap();
+    assert_eq!(ready, 1, "the pipe was not closed within {PROMPT:?}");
+    assert_eq!(rustix::io::read(&read_end, &mut [0u8; 1]).unwrap(), 0);
+}
