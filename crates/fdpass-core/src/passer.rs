@@ -45,6 +45,14 @@ enum State {
 ///
 /// The type parameter is the system-call seam; applications use the default.
 ///
+/// Dropping a passer ends the connection: every descriptor it holds is let
+/// go of, and its socket, once its last [`shared_socket`](Self::shared_socket)
+/// handle is gone too, is shut down at once and drained and closed soon on a
+/// background thread, so that the peer reads an orderly end of stream. Those
+/// descriptors and the socket are closed asynchronously (see
+/// [`disposal`](crate::disposal)): a leak check waits for
+/// [`disposal::flush`](crate::disposal::flush).
+///
 /// ```
 /// use std::time::Instant;
 /// use fdpass_core::{Config, Event, Passer};
