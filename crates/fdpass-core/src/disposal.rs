@@ -28,6 +28,13 @@
 //! If no thread can be started at all, the descriptor is closed on the
 //! caller's thread instead: it is never lost or leaked.
 //!
+//! Until its close, a descriptor handed over keeps its number and anything
+//! registered on it: an event loop that watches the passer's socket by
+//! number (mio) deregisters it before dropping the passer, as mio asks
+//! anyway, or it may see one more event (the shutdown) for it. At process
+//! exit the kernel closes whatever is still queued. A process forked
+//! without `exec` has no workers: it must not use fdpass.
+//!
 //! ```
 //! use std::time::Duration;
 //!
