@@ -226,3 +226,26 @@ fn a_blocking_close_never_delays_other_disposals() {
     assert_eq!(ready, 1, "the pipe was not closed within {PROMPT:?}");
     assert_eq!(rustix::io::read(&read_end, &mut [0u8; 1]).unwrap(), 0);
 }
+
+#[test]
+fn refused_connection_never_blocks_on_descriptors_in_flight() {
+    let dir = std::env::temp_dir().join(format!(
+        "fdpass-test-refused-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut listener = fdpass_core::socket::Listener::bind(dir.join("sock")).unwrap();
+    listener.set_peer_check(|_peer| false);
+    let client = fdpass_core::socket::connect(listener.path()).unwrap();
+    // The client passes a lingering socket before it is even accepted.
+    let (lingering, _far) = lingering_socket();
+    pass(&client, 1, vec![lingering]);
+    let refused = promptly("refusing accept", || listener.accept());
+    assert_eq!(
+        refused.unwrap_err().kind(),
+        std::io::ErrorKind::PermissionDenied
+    );
+    drop(listener);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
