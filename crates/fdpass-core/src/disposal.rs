@@ -12,8 +12,9 @@
 //! The same holds for the passer's socket itself: when it is released, Linux
 //! frees whatever is still queued in it, descriptors in flight included
 //! (`unix_release_sock` in `net/unix/af_unix.c` empties the receive queue,
-//! and the last `fput` of each file runs as task work on the releasing
-//! thread). So the final drop of the socket goes here too, and the release
+//! and the last `fput` of each file queues the release as task work on the
+//! releasing thread, run before it returns to user space: `fput` in
+//! `fs/file_table.c`). So the final drop of the socket goes here too, and the release
 //! is made orderly on the way: the socket is shut down, its receive queue
 //! drained (non-blocking, bounded), and only then closed, because Linux
 //! resets the peer's stream (`ECONNRESET`) when a stream socket is released
