@@ -91,3 +91,22 @@ fn after_our_close_the_peer_cannot_queue_more() {
     drop(passer);
     assert_eq!(peer_reads_after_release(&peer), Ok(0));
 }
+
+#[test]
+fn dropping_a_seqpacket_passer_with_unread_descriptors_reads_as_orderly_close() {
+    for reservation in BOTH {
+        let (peer, ours) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let passer = Passer::new(ours, Config::default().with_reservation(reservation)).unwrap();
+        for _ in 0..3 {
+            pass_a_pipe(&peer);
+        }
+        drop(passer);
+        assert_eq!(peer_reads_after_release(&peer), Ok(0), "{reservation:?}");
+    }
+}
