@@ -683,7 +683,19 @@ impl<S: Sys> Passer<S> {
     fn on_truncated(&mut self, got: Received, now: Instant) {
         let max = self.config.max_fds_per_message;
         let arrived = self.fds.len();
-        self.let_go_of_installed();
+        // A truncated peek leaves the message queued in our socket, so its
+        // copies are not the last references: they are closed at once, to
+        // give their slots back before the probe below. A truncated
+        // consuming read took the message: what it installed may be the
+        // last reference to a file the peer chose.
+        let peeked = self.config.reservation == Reservation::Peek;
+        for fd in self.fds.drain(..) {
+            if peeked {
+                self.sys.close(fd);
+            } else {
+                self.sys.dispose(fd);
+            }
+        }
         if arrived >= max {
             return self.fail(ProtocolError::TooManyDescriptors { limit: max }.into());
         }
@@ -815,19 +827,13 @@ impl<S: Sys> Passer<S> {
         self.fail(error);
     }
 
-    /// Lets go of what the current read installed without delivering it. A
-    /// peeked copy is not the last reference (the message stays queued in
-    /// our socket) and is closed at once, so its slot is free for the probe
-    /// that may follow; a consumed descriptor may be the last reference to a
-    /// file the peer chose, and goes to disposal.
+    /// Lets go of what the current read installed without delivering it:
+    /// each may be the last reference to a file the peer chose (a peeked
+    /// copy too, once the message it came from was consumed), so all go to
+    /// disposal.
     fn let_go_of_installed(&mut self) {
-        let peeked = self.config.reservation == Reservation::Peek;
         for fd in self.fds.drain(..) {
-            if peeked {
-                self.sys.close(fd);
-            } else {
-                self.sys.dispose(fd);
-            }
+            self.sys.dispose(fd);
         }
     }
 

@@ -205,9 +205,10 @@ pub trait Sys {
 
     /// `close(fd)`, at once. The passer uses it for descriptors whose close
     /// cannot wait on someone else's file: its own reservation slots and
-    /// probes, peeked copies of descriptors still queued in its socket, and
-    /// descriptors the kernel has just taken in `sendmsg`. Every other
-    /// descriptor it lets go of passes through [`dispose`](Self::dispose).
+    /// probes, the copies a truncated peek installed of a message still
+    /// queued in its socket, and descriptors the kernel has just taken in
+    /// `sendmsg`. Every other descriptor it lets go of passes through
+    /// [`dispose`](Self::dispose).
     ///
     /// ```
     /// use fdpass_core::sys::{Sys, SystemCalls};
