@@ -107,6 +107,12 @@ pub fn set_nonblocking(fd: impl AsFd, on: bool) {
 /// How many descriptors this process has open. Meaningful only in a process
 /// of its own: test threads open and close descriptors concurrently.
 pub fn open_descriptors() -> usize {
+    // Descriptors fdpass let go of are closed by a background thread, soon:
+    // wait for those before counting.
+    assert!(
+        fdpass_core::disposal::flush(std::time::Duration::from_secs(30)),
+        "pending disposals did not finish"
+    );
     std::fs::read_dir("/proc/self/fd")
         .expect("list open descriptors")
         .count()

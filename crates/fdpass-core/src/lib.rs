@@ -88,14 +88,19 @@
 //! 3. A full descriptor table delays delivery and never loses a descriptor
 //!    (see [`Reservation`]).
 //! 4. Every descriptor the passer holds is closed exactly once, on success,
-//!    failure, close or drop.
+//!    failure, close or drop. Those that may be the last reference to a file
+//!    the peer chose (rejected, read ahead, discarded, or still in flight in
+//!    the socket when it is released) are closed soon by a background thread
+//!    rather than at once, because such a close can block for as long as the
+//!    peer likes; a leak check waits for [`disposal::flush`] first.
 //! 5. Received descriptors are close-on-exec, set atomically
 //!    (`MSG_CMSG_CLOEXEC`).
 //! 6. Bad input from the peer is a typed [`Error::Protocol`], never a panic or
 //!    a leak, and the passer never reads more than the outstanding requests
 //!    plus one message.
 //! 7. An orderly close by the peer is [`Event::Closed`], distinct from
-//!    [`Event::Failed`].
+//!    [`Event::Failed`]; our own close or drop reads as an orderly end of
+//!    stream to the peer, even with its messages unread.
 //!
 //! `docs/design.md` explains the state machine and both reservation
 //! strategies; `docs/wire.md` the bytes on the wire.
@@ -105,6 +110,7 @@
 
 pub mod child;
 mod config;
+pub mod disposal;
 pub mod driver;
 mod error;
 mod event;
@@ -113,6 +119,7 @@ mod recv_queue;
 mod reservation;
 mod retry;
 mod send_queue;
+mod shared_socket;
 pub mod socket;
 pub mod sys;
 
@@ -120,3 +127,4 @@ pub use config::{Config, Reservation, RetryPolicy, SCM_MAX_FD};
 pub use error::{Error, ProtocolError};
 pub use event::{Event, Interest, RecvToken, SendToken, Want};
 pub use passer::Passer;
+pub use shared_socket::SharedSocket;

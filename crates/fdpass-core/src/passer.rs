@@ -11,6 +11,7 @@ use crate::recv_queue::{Delivery, RecvQueue};
 use crate::reservation::{Room, Slots, REFUSAL_MARGIN};
 use crate::retry::Retry;
 use crate::send_queue::SendQueue;
+use crate::shared_socket::SharedSocket;
 use crate::sys::{Received, RecvMode, Sys, SystemCalls};
 use crate::{
     Config, Error, Event, Interest, ProtocolError, RecvToken, Reservation, SendToken, Want,
@@ -44,6 +45,14 @@ enum State {
 ///
 /// The type parameter is the system-call seam; applications use the default.
 ///
+/// Dropping a passer ends the connection: every descriptor it holds is let
+/// go of, and its socket, once its last [`shared_socket`](Self::shared_socket)
+/// handle is gone too, is shut down at once and drained and closed soon on a
+/// background thread, so that the peer reads an orderly end of stream. Those
+/// descriptors and the socket are closed asynchronously (see
+/// [`disposal`](crate::disposal)): a leak check waits for
+/// [`disposal::flush`](crate::disposal::flush).
+///
 /// ```
 /// use std::time::Instant;
 /// use fdpass_core::{Config, Event, Passer};
@@ -67,7 +76,7 @@ pub struct Passer<S: Sys = SystemCalls> {
     sys: S,
     /// Shared only with reactor registrations (see [`Passer::shared_socket`]),
     /// so that they can own what they watch.
-    socket: Arc<OwnedFd>,
+    socket: Arc<SharedSocket>,
     config: Config,
     state: State,
     send: SendQueue,
@@ -140,9 +149,17 @@ impl<S: Sys> Passer<S> {
     /// ```
     #[doc(hidden)]
     pub fn with_sys(mut sys: S, socket: OwnedFd, config: Config) -> Result<Self, Error> {
+        // From here on, even a failed construction releases the socket in
+        // order and off this thread: it may already hold the peer's messages.
+        let socket = SharedSocket::new(socket);
         config.validate()?;
         if config.set_nonblocking {
             sys.set_nonblocking(socket.as_fd())?;
+        }
+        match sys.set_oob_inline(socket.as_fd()) {
+            // Where the option does not exist, neither does out-of-band data.
+            Ok(()) | Err(Errno::NOPROTOOPT | Errno::OPNOTSUPP | Errno::INVAL) => {}
+            Err(e) => return Err(e.into()),
         }
         let slots = match config.reservation {
             Reservation::Peek => Slots::peek(),
@@ -199,7 +216,7 @@ impl<S: Sys> Passer<S> {
     /// ```
     pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, Error> {
         if let Err(e) = self.usable() {
-            self.sys.close(fd);
+            self.sys.dispose(fd);
             return Err(e);
         }
         Ok(self.send.push(fd))
@@ -239,7 +256,7 @@ impl<S: Sys> Passer<S> {
         let fds = fds.into_iter();
         if let Err(e) = self.usable() {
             for fd in fds {
-                self.sys.close(fd);
+                self.sys.dispose(fd);
             }
             return Err(e);
         }
@@ -394,12 +411,22 @@ impl<S: Sys> Passer<S> {
     }
 
     /// Closes the passer from this side: every queued descriptor and every
-    /// descriptor read ahead is closed, and the socket is shut down so the peer
-    /// sees end-of-stream. Descriptors already taken by the kernel still reach
-    /// the peer. The socket descriptor itself stays open (so a reactor
+    /// descriptor read ahead is let go of, and the socket is shut down so the
+    /// peer sees end-of-stream. Descriptors already taken by the kernel still
+    /// reach the peer. The socket descriptor itself stays open (so a reactor
     /// registration stays valid) until the passer and every
     /// [`shared_socket`](Self::shared_socket) handle are dropped. Later pushes
     /// return [`Error::Closed`].
+    ///
+    /// Never blocks: the descriptors let go of may be the last references to
+    /// files whose release waits (a peer's socket with `SO_LINGER`), so they
+    /// are closed soon by a background thread, not here (see
+    /// [`disposal`](crate::disposal); a leak check waits for
+    /// [`disposal::flush`](crate::disposal::flush)). The same holds when the
+    /// passer fails, and when it is dropped: then the socket is released
+    /// too, in order, so that the peer reads an orderly end of stream even if
+    /// it left messages unread (Linux would otherwise report `ECONNRESET` to
+    /// it).
     ///
     /// ```
     /// # fn main() -> Result<(), fdpass_core::Error> {
@@ -656,8 +683,18 @@ impl<S: Sys> Passer<S> {
     fn on_truncated(&mut self, got: Received, now: Instant) {
         let max = self.config.max_fds_per_message;
         let arrived = self.fds.len();
+        // A truncated peek leaves the message queued in our socket, so its
+        // copies are not the last references: they are closed at once, to
+        // give their slots back before the probe below. A truncated
+        // consuming read took the message: what it installed may be the
+        // last reference to a file the peer chose.
+        let peeked = self.config.reservation == Reservation::Peek;
         for fd in self.fds.drain(..) {
-            self.sys.close(fd);
+            if peeked {
+                self.sys.close(fd);
+            } else {
+                self.sys.dispose(fd);
+            }
         }
         if arrived >= max {
             return self.fail(ProtocolError::TooManyDescriptors { limit: max }.into());
@@ -710,7 +747,7 @@ impl<S: Sys> Passer<S> {
                 Ok(got) if got.bytes == n && scratch.is_empty() => return Ok(()),
                 Ok(got) => {
                     for fd in scratch.drain(..) {
-                        self.sys.close(fd);
+                        self.sys.dispose(fd);
                     }
                     return Err(Error::from(std::io::Error::other(format!(
                         "consuming a peeked message returned {} of {n} byte(s): something else reads from this passer's socket; give the passer sole use of it",
@@ -784,12 +821,20 @@ impl<S: Sys> Passer<S> {
 
     // ---- failure ----
 
-    /// Fails after closing what the current read installed.
+    /// Fails after letting go of what the current read installed.
     fn fail_with_fds(&mut self, error: Error) {
-        for fd in self.fds.drain(..) {
-            self.sys.close(fd);
-        }
+        self.let_go_of_installed();
         self.fail(error);
+    }
+
+    /// Lets go of what the current read installed without delivering it:
+    /// each may be the last reference to a file the peer chose (a peeked
+    /// copy too, once the message it came from was consumed), so all go to
+    /// disposal.
+    fn let_go_of_installed(&mut self) {
+        for fd in self.fds.drain(..) {
+            self.sys.dispose(fd);
+        }
     }
 
     fn fail(&mut self, error: Error) {
@@ -800,17 +845,19 @@ impl<S: Sys> Passer<S> {
         }
     }
 
-    /// Closes every descriptor the passer holds except the socket.
+    /// Lets go of every descriptor the passer holds except the socket. Queued
+    /// sends, descriptors read ahead and anything a read just installed may
+    /// be the last reference to someone else's file: they go to disposal.
+    /// The reservation is the passer's own (a pipe, or copies of its socket)
+    /// and is closed at once.
     fn release_all(&mut self) {
         for fd in self.send.drain_all() {
-            self.sys.close(fd);
+            self.sys.dispose(fd);
         }
         for fd in self.recv.drain_all() {
-            self.sys.close(fd);
+            self.sys.dispose(fd);
         }
-        for fd in self.fds.drain(..) {
-            self.sys.close(fd);
-        }
+        self.let_go_of_installed();
         self.slots.close_all(&mut self.sys);
         // Undelivered events may hold received descriptors; they are dropped
         // (closed) with the passer unless the driver drains them first.
@@ -824,9 +871,11 @@ impl<S: Sys> Drop for Passer<S> {
         self.release_all();
         for event in self.events.drain(..) {
             if let Event::Received(_, fd) = event {
-                self.sys.close(fd);
+                self.sys.dispose(fd);
             }
         }
+        // The socket itself is released when its last owner drops it (see
+        // `SharedSocket`): shut down, drained and closed off this thread.
     }
 }
 
@@ -847,7 +896,7 @@ impl<S: Sys> Passer<S> {
     /// assert_eq!(handle.as_raw_fd(), a.as_raw_fd());
     /// # Ok(()) }
     /// ```
-    pub fn shared_socket(&self) -> Arc<OwnedFd> {
+    pub fn shared_socket(&self) -> Arc<SharedSocket> {
         Arc::clone(&self.socket)
     }
 }

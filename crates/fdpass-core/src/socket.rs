@@ -233,11 +233,20 @@ pub fn peer_credentials(socket: impl AsFd) -> io::Result<PeerCredentials> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
-    let peer = peer_credentials(&socket)?;
+    // A refused peer may already have queued messages carrying descriptors;
+    // releasing the socket frees them, and their close can block: the
+    // release happens off this thread (see `disposal`).
+    let peer = match peer_credentials(&socket) {
+        Ok(peer) => peer,
+        Err(e) => {
+            crate::disposal::release_socket(socket);
+            return Err(e);
+        }
+    };
     if check(&peer) {
         Ok(socket)
     } else {
-        drop(socket);
+        crate::disposal::release_socket(socket);
         Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(

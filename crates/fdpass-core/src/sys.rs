@@ -203,7 +203,12 @@ pub trait Sys {
     /// ```
     fn dup(&mut self, fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno>;
 
-    /// `close(fd)`. Every descriptor the passer lets go of passes through here.
+    /// `close(fd)`, at once. The passer uses it for descriptors whose close
+    /// cannot wait on someone else's file: its own reservation slots and
+    /// probes, the copies a truncated peek installed of a message still
+    /// queued in its socket, and descriptors the kernel has just taken in
+    /// `sendmsg`. Every other descriptor it lets go of passes through
+    /// [`dispose`](Self::dispose).
     ///
     /// ```
     /// use fdpass_core::sys::{Sys, SystemCalls};
@@ -215,6 +220,31 @@ pub trait Sys {
     /// # Ok::<(), rustix::io::Errno>(())
     /// ```
     fn close(&mut self, fd: OwnedFd);
+
+    /// Lets go of a descriptor whose close may block: one a peer chose (a
+    /// rejected message's, one read ahead, one in a discarded queue). The
+    /// passer calls this, never [`close`](Self::close), for every descriptor
+    /// that may be the last reference to a file someone else controls, so
+    /// that no caller's thread waits on that file's release.
+    ///
+    /// The default closes at once through [`close`](Self::close), which suits
+    /// a seam that models closes; [`SystemCalls`] hands the descriptor to
+    /// [`disposal::dispose`](crate::disposal::dispose), which closes it soon
+    /// on a background thread.
+    ///
+    /// ```
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let mut sys = SystemCalls::default();
+    /// let (read_end, write_end) = sys.pipe()?;
+    /// sys.dispose(write_end); // returns at once
+    /// assert!(fdpass_core::disposal::flush(std::time::Duration::from_secs(10)));
+    /// assert_eq!(rustix::io::read(&read_end, &mut [0u8; 1])?, 0); // closed by now
+    /// # Ok::<(), rustix::io::Errno>(())
+    /// ```
+    fn dispose(&mut self, fd: OwnedFd) {
+        self.close(fd);
+    }
 
     /// Sets `O_NONBLOCK` on `fd`.
     ///
@@ -256,6 +286,29 @@ pub trait Sys {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     fn shutdown(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno>;
+
+    /// `setsockopt(socket, SOL_SOCKET, SO_OOBINLINE, 1)`: a byte the peer
+    /// sends with `MSG_OOB` then stays in the stream as ordinary data.
+    /// Otherwise Linux (5.15 and later, `CONFIG_AF_UNIX_OOB`) holds it apart:
+    /// a consuming read silently drops it with any descriptors attached, and
+    /// a peeking read skips it and reports `EAGAIN` while `poll` keeps
+    /// reporting the socket readable (`manage_oob` and `unix_poll` in
+    /// `net/unix/af_unix.c`). The default does nothing, for a seam that does
+    /// not model sockets.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let (a, _b) = fdpass_core::socket::pair()?;
+    /// SystemCalls::default().set_oob_inline(a.as_fd())?;
+    /// assert!(rustix::net::sockopt::socket_oobinline(&a)?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn set_oob_inline(&mut self, socket: BorrowedFd<'_>) -> Result<(), Errno> {
+        let _ = socket;
+        Ok(())
+    }
 
     /// The soft `RLIMIT_NOFILE`: the kernel installs descriptors only at
     /// numbers below it, so a sentinel slot at or above it keeps no room.
@@ -390,8 +443,16 @@ impl Sys for SystemCalls {
         drop(fd);
     }
 
+    fn dispose(&mut self, fd: OwnedFd) {
+        crate::disposal::dispose(fd);
+    }
+
     fn set_nonblocking(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
         rustix::io::ioctl_fionbio(fd, true)
+    }
+
+    fn set_oob_inline(&mut self, socket: BorrowedFd<'_>) -> Result<(), Errno> {
+        rustix::net::sockopt::set_socket_oobinline(socket, true)
     }
 
     fn pipe(&mut self) -> Result<(OwnedFd, OwnedFd), Errno> {

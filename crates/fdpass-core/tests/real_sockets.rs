@@ -215,13 +215,14 @@ fn seqpacket_sentinel() {
 fn listener_connect_accept_passes_both_ways() {
     let dir = TempDir::new("both-ways");
     let listener = Listener::bind(dir.path().join("sock")).unwrap();
-    let client = connect(listener.path()).unwrap();
-    // A Unix-domain connect returns once the connection is queued, so it
-    // waits for accept already.
-    let server = listener.accept().unwrap();
     for reservation in [Reservation::Peek, Reservation::Sentinel] {
         let config = config(reservation, 16);
-        let (client, server) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        // A connection per passer pair: dropping a passer ends its
+        // connection, for every copy of the socket.
+        let client = connect(listener.path()).unwrap();
+        // A Unix-domain connect returns once the connection is queued, so it
+        // waits for accept already.
+        let server = listener.accept().unwrap();
         let mut a = Passer::new(client, config).unwrap();
         let mut b = Passer::new(server, config).unwrap();
         let dirs = transfer(&mut a, &mut b, [100, 100], 32);

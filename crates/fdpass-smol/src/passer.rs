@@ -55,7 +55,7 @@ pub struct Passer {
     pub(crate) handle: Handle<SmolReactor>,
     /// A shared owner of the socket, so that [`AsFd`] can lend it without
     /// taking the lock (the core passer and the registration own the others).
-    socket: Arc<OwnedFd>,
+    socket: Arc<fdpass_core::SharedSocket>,
 }
 
 impl Passer {

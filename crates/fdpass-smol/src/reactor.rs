@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -10,6 +9,7 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use fdpass_core::driver::{Direction, Reactor};
+use fdpass_core::SharedSocket;
 
 /// async-io's readiness for the passer's socket and a timer for its deadlines.
 ///
@@ -33,7 +33,7 @@ pub struct SmolReactor {
     /// The registration owns a shared handle on the socket (the core passer
     /// owns the other), so the descriptor cannot close while it is
     /// registered, whichever is dropped first, and no descriptor is added.
-    io: Async<Arc<OwnedFd>>,
+    io: Async<Arc<SharedSocket>>,
     timer: Option<(Instant, Timer)>,
 }
 

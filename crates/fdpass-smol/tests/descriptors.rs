@@ -10,6 +10,12 @@
 use fdpass_smol::Passer;
 
 fn open_descriptors() -> usize {
+    // Descriptors fdpass let go of are closed by a background thread, soon:
+    // wait for those before counting.
+    assert!(
+        fdpass_core::disposal::flush(std::time::Duration::from_secs(30)),
+        "pending disposals did not finish"
+    );
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 

@@ -34,8 +34,12 @@ impl FdCounter {
         Ok(FdCounter { dir: Dir::new(fd)? })
     }
 
-    /// How many descriptors are open in this process right now.
+    /// How many descriptors are open in this process right now, once the
+    /// descriptors fdpass handed to its background closer are closed.
     pub fn count(&mut self) -> io::Result<usize> {
+        if !fdpass_core::disposal::flush(std::time::Duration::from_secs(30)) {
+            return Err(io::Error::other("pending disposals did not finish"));
+        }
         self.dir.rewind();
         let mut n = 0;
         while let Some(entry) = self.dir.read() {

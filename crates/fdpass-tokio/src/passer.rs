@@ -50,7 +50,7 @@ pub struct Passer {
     pub(crate) handle: Handle<TokioReactor>,
     /// A shared owner of the socket, so that [`AsFd`] can lend it without
     /// taking the lock (the core passer and the registration own the others).
-    socket: Arc<OwnedFd>,
+    socket: Arc<fdpass_core::SharedSocket>,
 }
 
 impl Passer {

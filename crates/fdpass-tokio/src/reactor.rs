@@ -3,13 +3,13 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use fdpass_core::driver::{Direction, Reactor};
+use fdpass_core::SharedSocket;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;
 use tokio::time::Sleep;
@@ -32,17 +32,17 @@ use tokio::time::Sleep;
 /// # Ok(()) }
 /// ```
 pub struct TokioReactor {
-    io: AsyncFd<Arc<OwnedFd>>,
+    io: AsyncFd<Arc<SharedSocket>>,
     timer: Option<(Instant, Pin<Box<Sleep>>)>,
 }
 
 impl TokioReactor {
     /// Registers the passer's socket with the current runtime's reactor.
-    pub(crate) fn new(socket: Arc<OwnedFd>) -> io::Result<Self> {
+    pub(crate) fn new(socket: Arc<SharedSocket>) -> io::Result<Self> {
         // SAFETY: the registration owns a shared handle on the socket (the
         // core passer holds the other), so the descriptor stays open and
         // names the same socket for as long as the `AsyncFd` exists, and an
-        // `Arc<OwnedFd>` always reports the same number.
+        // `Arc<SharedSocket>` always reports the same number.
         let io = unsafe {
             AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE)
         }?;
@@ -55,7 +55,7 @@ impl TokioReactor {
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
-    ) -> Poll<io::Result<AsyncFdReadyGuard<'_, Arc<OwnedFd>>>> {
+    ) -> Poll<io::Result<AsyncFdReadyGuard<'_, Arc<SharedSocket>>>> {
         match direction {
             Direction::Read => self.io.poll_read_ready(cx),
             Direction::Write => self.io.poll_write_ready(cx),
@@ -66,7 +66,7 @@ impl TokioReactor {
 /// Runs `attempt` under `guard` as `AsyncFd::try_io` does: readiness is
 /// cleared only when the socket said "would block", so no event is lost.
 fn attempt_under(
-    mut guard: AsyncFdReadyGuard<'_, Arc<OwnedFd>>,
+    mut guard: AsyncFdReadyGuard<'_, Arc<SharedSocket>>,
     attempt: &mut dyn FnMut() -> bool,
 ) {
     if attempt() {

@@ -363,6 +363,14 @@ pub struct Driver {
     last_pushed: Option<SendToken>,
 }
 
+impl Drop for Driver {
+    /// Descriptors received and never claimed go to disposal, as the
+    /// passer's own do: their close may block (see [`crate::disposal`]).
+    fn drop(&mut self) {
+        self.received.drain(..).for_each(crate::disposal::dispose);
+    }
+}
+
 impl Driver {
     /// Wraps a passer.
     ///
@@ -804,7 +812,8 @@ impl Driver {
     }
 
     /// Closes the passer (see [`Passer::close`]) and wakes every waiting task.
-    /// Descriptors received and not yet claimed are closed too.
+    /// Descriptors received and not yet claimed are let go of too (closed
+    /// soon, off this thread: see [`crate::disposal`]).
     ///
     /// ```
     /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -832,7 +841,8 @@ impl Driver {
     /// ```
     pub fn close(&mut self) {
         self.passer.close();
-        self.received.clear();
+        // The peer chose these files; their close may block (see `disposal`).
+        self.received.drain(..).for_each(crate::disposal::dispose);
         self.fan_out.wake_by_ref();
     }
 

@@ -157,6 +157,12 @@ pub fn read_number(fd: OwnedFd) -> u64 {
 /// that runs a single test: other test threads open and close descriptors
 /// concurrently.
 pub fn open_descriptors() -> usize {
+    // Descriptors fdpass let go of are closed by a background thread, soon:
+    // wait for those before counting.
+    assert!(
+        fdpass_core::disposal::flush(std::time::Duration::from_secs(30)),
+        "pending disposals did not finish"
+    );
     std::fs::read_dir("/proc/self/fd")
         .expect("list open descriptors")
         .count()

@@ -46,6 +46,12 @@ impl Tag {
 
     /// Descriptors of this process, open right now, made through this tag.
     pub fn open(&self) -> Vec<String> {
+        // Descriptors fdpass let go of are closed by a background thread, soon:
+        // wait for those before counting.
+        assert!(
+            fdpass_core::disposal::flush(std::time::Duration::from_secs(30)),
+            "pending disposals did not finish"
+        );
         let mut found = Vec::new();
         for entry in std::fs::read_dir("/proc/self/fd").expect("list /proc/self/fd") {
             let Ok(entry) = entry else { continue };

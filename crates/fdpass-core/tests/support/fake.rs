@@ -180,6 +180,9 @@ pub enum Call {
     Close {
         side: Side,
         label: Label,
+        /// Through `Sys::dispose` (a close that may block, which the real
+        /// seam makes off the caller's thread) rather than `Sys::close`.
+        disposed: bool,
     },
     SetNonblocking {
         side: Side,
@@ -339,6 +342,12 @@ fn label_from_link(prefix: &str, link: Option<String>) -> Label {
 /// Link targets of every open descriptor of this process whose memfd name
 /// starts with `prefix`.
 pub fn open_with_prefix(prefix: &str) -> Vec<String> {
+    // Descriptors fdpass let go of are closed by a background thread, soon:
+    // wait for those before counting.
+    assert!(
+        fdpass_core::disposal::flush(std::time::Duration::from_secs(30)),
+        "pending disposals did not finish"
+    );
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd") {
         let Ok(entry) = entry else { continue };
@@ -661,15 +670,11 @@ impl Sys for FakeSys {
     }
 
     fn close(&mut self, fd: OwnedFd) {
-        let side = self.side;
-        let mut w = self.world.borrow_mut();
-        let raw = fd.as_raw_fd();
-        let label = match w.side(side).table.remove(&raw) {
-            Some(label) => label,
-            None => w.label_of(side, fd.as_fd()),
-        };
-        drop(fd);
-        w.record(Call::Close { side, label });
+        self.record_close(fd, false);
+    }
+
+    fn dispose(&mut self, fd: OwnedFd) {
+        self.record_close(fd, true);
     }
 
     fn set_nonblocking(&mut self, _fd: BorrowedFd<'_>) -> Result<(), Errno> {
@@ -724,6 +729,25 @@ impl Sys for FakeSys {
         }
         w.record(Call::Shutdown { side, result });
         result
+    }
+}
+
+impl FakeSys {
+    /// Closes `fd` at once (the fake's closes never block) and records it.
+    fn record_close(&mut self, fd: OwnedFd, disposed: bool) {
+        let side = self.side;
+        let mut w = self.world.borrow_mut();
+        let raw = fd.as_raw_fd();
+        let label = match w.side(side).table.remove(&raw) {
+            Some(label) => label,
+            None => w.label_of(side, fd.as_fd()),
+        };
+        drop(fd);
+        w.record(Call::Close {
+            side,
+            label,
+            disposed,
+        });
     }
 }
 
@@ -984,14 +1008,15 @@ impl Fake {
         self.0.borrow().calls.iter().filter(|c| pred(c)).count()
     }
 
-    /// Labels of the descriptors `side` closed through `Sys::close`.
+    /// Labels of the descriptors `side` closed through `Sys::close` or
+    /// `Sys::dispose`.
     pub fn closed_by(&self, side: Side) -> Vec<Label> {
         self.0
             .borrow()
             .calls
             .iter()
             .filter_map(|c| match c {
-                Call::Close { side: s, label } if *s == side => Some(label.clone()),
+                Call::Close { side: s, label, .. } if *s == side => Some(label.clone()),
                 _ => None,
             })
             .collect()
@@ -1000,6 +1025,23 @@ impl Fake {
     /// Tagged descriptors open in this process right now.
     pub fn open_tagged(&self) -> Vec<String> {
         open_with_prefix(&self.prefix())
+    }
+
+    /// Labels of the descriptors `side` let go of through `Sys::dispose`.
+    pub fn disposed_by(&self, side: Side) -> Vec<Label> {
+        self.0
+            .borrow()
+            .calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Close {
+                    side: s,
+                    label,
+                    disposed: true,
+                } if *s == side => Some(label.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The final leak check: every passer must be gone, every descriptor the
