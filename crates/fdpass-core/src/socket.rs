@@ -281,7 +281,12 @@ pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
 pub fn screen(socket: OwnedFd, check: &PeerCheck) -> Option<OwnedFd> {
     match peer_credentials(&socket) {
         Ok(peer) if check(&peer) => Some(socket),
-        _ => None,
+        _ => {
+            // As in `admit`: the refused peer may have queued descriptors
+            // whose close can block, so the socket is released off this thread.
+            crate::disposal::release_socket(socket);
+            None
+        }
     }
 }
 

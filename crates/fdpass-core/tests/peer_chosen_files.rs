@@ -241,11 +241,9 @@ fn refused_connection_never_blocks_on_descriptors_in_flight() {
     // The client passes a lingering socket before it is even accepted.
     let (lingering, _far) = lingering_socket();
     pass(&client, 1, vec![lingering]);
+    // The refused peer is skipped; with nobody else waiting, accept says so.
     let refused = promptly("refusing accept", || listener.accept());
-    assert_eq!(
-        refused.unwrap_err().kind(),
-        std::io::ErrorKind::PermissionDenied
-    );
+    assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     drop(listener);
     std::fs::remove_dir_all(&dir).unwrap();
 }
