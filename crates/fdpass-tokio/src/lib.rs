@@ -48,6 +48,7 @@
 // The one unsafe block registers the socket with tokio; see `reactor`.
 #![deny(unsafe_code)]
 
+mod alarm;
 mod futures;
 mod listener;
 mod passer;
