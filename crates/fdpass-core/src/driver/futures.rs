@@ -43,7 +43,7 @@ use crate::{Error, SendToken};
 pub struct SendFd<'a, R> {
     shared: &'a Shared<R>,
     /// The queued descriptor's token, or why it could not be queued.
-    token: Option<Result<SendToken, Error>>,
+    token: Result<SendToken, Error>,
     waiter: Waiter,
 }
 
@@ -51,7 +51,7 @@ impl<'a, R> SendFd<'a, R> {
     pub(crate) fn new(shared: &'a Shared<R>, token: Result<SendToken, Error>) -> Self {
         SendFd {
             shared,
-            token: Some(token),
+            token,
             waiter: Waiter::default(),
         }
     }
@@ -62,18 +62,15 @@ impl<R: Reactor> Future for SendFd<'_, R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let token = match this.token.take() {
-            Some(Ok(token)) => token,
-            Some(Err(e)) => return Poll::Ready(Err(e)),
-            None => panic!("SendFd polled after completion"),
+        // Polled again after completing, it answers the same (no panic): a
+        // sent token stays sent, a failure stays the failure.
+        let token = match &this.token {
+            Ok(token) => *token,
+            Err(e) => return Poll::Ready(Err(e.clone())),
         };
         let mut locked = this.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
-        let poll = driver.poll_sent(cx, reactor, token, &mut this.waiter);
-        if poll.is_pending() {
-            this.token = Some(Ok(token));
-        }
-        poll
+        driver.poll_sent(cx, reactor, token, &mut this.waiter)
     }
 }
 
@@ -96,8 +93,9 @@ impl<R> std::fmt::Debug for SendFd<'_, R> {
 }
 
 /// Future of `recv`: the next descriptor, or `None` at the peer's orderly
-/// close. Cancel safe: a descriptor that arrived for a dropped `RecvFd` goes
-/// to the next receiver, in order.
+/// close. Requests are served in the order `recv` was called, whichever
+/// future is polled first. Cancel safe: a descriptor that arrived for a
+/// dropped `RecvFd` goes to the next request, in order.
 ///
 /// ```
 /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -132,10 +130,11 @@ pub struct RecvFd<'a, R> {
 }
 
 impl<'a, R> RecvFd<'a, R> {
+    /// Takes its place in line now, at the call, not at the first poll.
     pub(crate) fn new(shared: &'a Shared<R>) -> Self {
         RecvFd {
             shared,
-            request: RecvRequest::default(),
+            request: shared.lock().driver.request_recv(),
         }
     }
 }
@@ -211,10 +210,11 @@ pub struct RecvMany<'a, R> {
 }
 
 impl<'a, R> RecvMany<'a, R> {
+    /// Takes its place in line now, at the call, not at the first poll.
     pub(crate) fn new(shared: &'a Shared<R>, buf: &'a mut Vec<OwnedFd>, limit: usize) -> Self {
         RecvMany {
             shared,
-            request: RecvRequest::default(),
+            request: shared.lock().driver.request_recv_many(limit),
             buf,
             limit,
         }

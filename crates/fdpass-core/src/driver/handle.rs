@@ -60,6 +60,8 @@ pub struct Handle<R: Reactor> {
     stream: RecvRequest,
     /// This handle's flush waiter as a `Sink`.
     sink: Waiter,
+    /// The stream yielded its end or an error: it yields nothing more.
+    stream_ended: bool,
 }
 
 impl<R: Reactor> std::fmt::Debug for Handle<R> {
@@ -77,6 +79,7 @@ impl<R: Reactor> Clone for Handle<R> {
             shared: self.shared.clone(),
             stream: RecvRequest::default(),
             sink: Waiter::default(),
+            stream_ended: false,
         }
     }
 }
@@ -121,6 +124,7 @@ impl<R: Reactor> Handle<R> {
             }),
             stream: RecvRequest::default(),
             sink: Waiter::default(),
+            stream_ended: false,
         }
     }
 
@@ -407,14 +411,21 @@ impl<R: Reactor> Handle<R> {
     /// # Ok(()) }
     /// ```
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<OwnedFd, Error>>> {
+        // Fused: a `while let Some(..)` consumer stops after the end or the
+        // one error instead of being handed the same error forever.
+        if self.stream_ended {
+            return Poll::Ready(None);
+        }
         let mut locked = self.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
-        match driver.poll_recv(cx, reactor, &mut self.stream) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Some(fd))) => Poll::Ready(Some(Ok(fd))),
-            Poll::Ready(Ok(None)) | Poll::Ready(Err(Error::Closed)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-        }
+        let next = match driver.poll_recv(cx, reactor, &mut self.stream) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(Some(fd))) => return Poll::Ready(Some(Ok(fd))),
+            Poll::Ready(Ok(None)) | Poll::Ready(Err(Error::Closed)) => None,
+            Poll::Ready(Err(e)) => Some(Err(e)),
+        };
+        self.stream_ended = true;
+        Poll::Ready(next)
     }
 
     /// `Sink::poll_ready`: the queue is unbounded, so ready while usable.
