@@ -106,7 +106,9 @@ impl Passer {
     /// assert!(matches!(passer.poll_event(), Some(Event::Sent(_))));
     /// # Ok(()) }
     /// ```
-    pub fn from_core(core: fdpass_core::Passer) -> Passer {
+    pub fn from_core(mut core: fdpass_core::Passer) -> Passer {
+        // Readiness events with no request outstanding tell of a hang-up.
+        core.watch_hangup(true);
         let mut passer = Passer { core };
         passer.run_ready(Instant::now());
         passer

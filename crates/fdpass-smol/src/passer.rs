@@ -10,7 +10,7 @@ use fdpass_core::driver::Handle;
 use fdpass_core::{Config, Error};
 
 use crate::reactor::SmolReactor;
-use crate::{Flush, RecvFd, RecvMany, SendFd};
+use crate::{Closed, Flush, RecvFd, RecvMany, SendFd};
 
 /// Passes file descriptors over one connected Unix-domain socket, driven by
 /// async-io's reactor (the one smol and async-std use).
@@ -438,6 +438,31 @@ impl Passer {
     /// ```
     pub fn flush(&self) -> Flush<'_> {
         self.handle.flush()
+    }
+
+    /// Resolves once the connection ended: `Ok(())` when the peer hung up in
+    /// an orderly way, the failure's error if the passer failed (`EPIPE`,
+    /// `ECONNRESET`, a protocol error), [`Error::Closed`] after [`close`](Self::close).
+    /// A passer that only sends learns this way that its peer is gone, without
+    /// a receive outstanding. Bytes the peer sent that nobody asked for hide a
+    /// hang-up behind them until they are received; and a peer that passed its
+    /// own socket to us keeps it alive in our queue, so its exit cannot be seen
+    /// (see the reliability notes).
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let (a, b) = fdpass_smol::Passer::pair()?;
+    /// drop(b);
+    /// a.closed().await?; // no receive was outstanding
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn closed(&self) -> Closed<'_> {
+        self.handle.closed()
     }
 
     /// Closes the connection now, for every clone: queued descriptors and

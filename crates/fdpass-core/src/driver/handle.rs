@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use super::futures::{Flush, RecvFd, RecvMany, SendFd};
+use super::futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
 use super::{Driver, Reactor, RecvRequest, Waiter};
 use crate::{Config, Error, Passer};
 
@@ -354,6 +354,37 @@ impl<R: Reactor> Handle<R> {
     /// ```
     pub fn flush(&self) -> Flush<'_, R> {
         Flush::new(&self.shared)
+    }
+
+    /// Resolves once the connection ended: `Ok(())` at the peer's orderly
+    /// hang-up, the failure's error, or [`Error::Closed`] after a local close
+    /// (see [`Driver::poll_closed`]).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Error, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let a = Handle::new(a, TryAlways);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(pin!(a.closed()).poll(&mut cx).is_pending()); // the peer is there
+    /// a.close();
+    /// assert!(matches!(pin!(a.closed()).poll(&mut cx), Poll::Ready(Err(Error::Closed))));
+    /// # drop(b); Ok(()) }
+    /// ```
+    pub fn closed(&self) -> Closed<'_, R> {
+        Closed::new(&self.shared)
     }
 
     /// Closes the connection for every handle (see [`Driver::close`]).

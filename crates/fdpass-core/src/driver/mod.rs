@@ -53,7 +53,7 @@ use crate::{Error, Event, Passer, RecvToken, SendToken, Want};
 mod futures;
 mod handle;
 
-pub use futures::{Flush, RecvFd, RecvMany, SendFd};
+pub use futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
 pub use handle::Handle;
 
 /// One direction of the socket.
@@ -407,7 +407,9 @@ impl Driver {
     /// assert_eq!(driver.passer().queued_sends(), 0);
     /// # Ok(()) }
     /// ```
-    pub fn new(passer: Passer) -> Self {
+    pub fn new(mut passer: Passer) -> Self {
+        // A task waiting only on sends learns of the peer's hang-up too.
+        passer.watch_hangup(true);
         let wakers = Arc::new(WakerSet::default());
         let fan_out = Waker::from(wakers.clone());
         Driver {
@@ -625,6 +627,54 @@ impl Driver {
             Some(token) => self.poll_sent(cx, reactor, token, waiter),
             None => Poll::Ready(self.passer.usable()),
         }
+    }
+
+    /// Ready once the connection ended: `Ok(())` when the peer hung up in an
+    /// orderly way, the failure's error when the passer failed (`EPIPE`,
+    /// `ECONNRESET`, a protocol error), [`Error::Closed`] after our own
+    /// close. Learned without a receive outstanding where the OS tells (see
+    /// [`Passer::watch_hangup`]); bytes waiting that nobody asked for hide a
+    /// hang-up behind them until they are received.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut waiter = Waiter::default();
+    /// assert!(a.poll_closed(&mut cx, &mut TryAlways, &mut waiter).is_pending());
+    /// drop(b); // the peer hangs up; `a` has no receive outstanding
+    /// assert!(matches!(a.poll_closed(&mut cx, &mut TryAlways, &mut waiter), Poll::Ready(Ok(()))));
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_closed<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<(), Error>> {
+        self.register(waiter, cx);
+        self.drive(reactor, waiter.key);
+        if let Err(e) = self.passer.usable() {
+            self.forget(waiter);
+            return Poll::Ready(Err(e));
+        }
+        if self.passer.is_peer_closed() {
+            self.forget(waiter);
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
     }
 
     /// The next descriptor, or `None` once the peer closed in an orderly way
