@@ -444,7 +444,9 @@ impl Passer {
     /// an orderly way, the failure's error if the passer failed (`EPIPE`,
     /// `ECONNRESET`, a protocol error), [`Error::Closed`] after [`close`](Self::close).
     /// A passer that only sends learns this way that its peer is gone, without
-    /// a receive outstanding. Bytes the peer sent that nobody asked for hide a
+    /// a receive outstanding. A peer that only shut down its writing half
+    /// reads the same (`Ok(())`: it will send nothing more), and still
+    /// receives what we send. Bytes the peer sent that nobody asked for hide a
     /// hang-up behind them until they are received; and a peer that passed its
     /// own socket to us keeps it alive in our queue, so its exit cannot be seen
     /// (see the reliability notes).

@@ -158,3 +158,35 @@ async fn futures_polled_again_after_completing_answer_without_a_panic() {
         std::task::Poll::Ready(Ok(None))
     ));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_receive_after_our_own_close_says_closed_not_end_of_stream() {
+    let (a, _b) = Passer::pair().unwrap();
+    let waiting = a.recv();
+    a.close();
+    assert!(matches!(bounded(waiting).await, Err(Error::Closed)));
+    assert!(matches!(bounded(a.recv()).await, Err(Error::Closed)));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_peer_that_only_shuts_down_its_writing_half_still_receives() {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = Passer::from_std(ours).unwrap();
+    let b = fdpass_core::Passer::new(theirs.into(), fdpass_core::Config::default()).unwrap();
+    {
+        use std::os::fd::AsFd;
+        rustix::net::shutdown(b.as_fd(), rustix::net::Shutdown::Write).unwrap();
+    }
+    // It will send nothing more: that is what `closed()` reports...
+    bounded(a.closed()).await.unwrap();
+    assert!(bounded(a.recv()).await.unwrap().is_none());
+    // ...and sending to it still works.
+    bounded(a.send(numbered(1))).await.unwrap();
+    let mut b = b;
+    b.push_recv().unwrap();
+    b.handle_readable(std::time::Instant::now());
+    assert!(matches!(
+        b.poll_event(),
+        Some(fdpass_core::Event::Received(..))
+    ));
+}

@@ -215,3 +215,27 @@ fn the_largest_retry_delay_config_validate_accepts_never_panics() {
     drop(filler);
     drop((a, b));
 }
+
+/// Created in a multi-thread runtime that keeps running, used from another
+/// runtime: the first one's I/O driver still serves the socket.
+#[test]
+fn a_passer_used_from_another_runtime_than_its_own_works() {
+    let home = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, b) = home.block_on(async { Passer::pair() }).unwrap();
+    let elsewhere = runtime();
+    elsewhere.block_on(async {
+        let receiving = tokio::spawn(async move { b.recv().await });
+        a.send(numbered(9)).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(60), receiving)
+            .await
+            .expect("the receive hung")
+            .unwrap();
+        assert_eq!(number_of(got.unwrap().unwrap()), 9);
+        drop(a);
+    });
+    drop(home);
+}

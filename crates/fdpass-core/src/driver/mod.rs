@@ -634,7 +634,9 @@ impl Driver {
     /// `ECONNRESET`, a protocol error), [`Error::Closed`] after our own
     /// close. Learned without a receive outstanding where the OS tells (see
     /// [`Passer::watch_hangup`]); bytes waiting that nobody asked for hide a
-    /// hang-up behind them until they are received.
+    /// hang-up behind them until they are received. A peer that only shut
+    /// down its writing half reads as an orderly hang-up too (it will send
+    /// nothing more; sending to it still works).
     ///
     /// ```
     /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
