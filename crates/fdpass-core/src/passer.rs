@@ -364,13 +364,21 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn handle_readable(&mut self, now: Instant) {
+        let asked = self.read_wanted();
         self.read_blocked = false;
         self.hangup_blocked = false;
         while self.read_wanted() && !self.read_blocked {
             self.receive_one(now);
         }
         if self.hangup_watched() && !self.read_blocked {
-            self.look_for_hangup();
+            if asked {
+                // Requests were just served: a receiver usually asks again
+                // at once, so the watch waits for the next readiness rather
+                // than spend a system call now on every message.
+                self.hangup_blocked = true;
+            } else {
+                self.look_for_hangup();
+            }
         }
     }
 
@@ -519,7 +527,10 @@ impl<S: Sys> Passer<S> {
         // With no request to read for, the passer may still watch for the
         // peer's hang-up: a peek at once, then on readiness.
         let read = match want(self.read_wanted(), self.read_blocked) {
-            Want::Idle => want(self.hangup_watched(), self.hangup_blocked),
+            Want::Idle => want(
+                self.hangup_watched(),
+                self.hangup_blocked || self.read_blocked,
+            ),
             wanted => wanted,
         };
         Interest {

@@ -92,6 +92,12 @@ fn the_close_is_reported_only_after_the_descriptors_read_ahead_are_out() {
     drop(a);
     b.push_recv().unwrap();
     b.handle_readable(Instant::now()); // one message: one delivered, two read ahead
+    assert_eq!(
+        b.interest().read,
+        Want::WhenReady,
+        "watching, on the next readiness"
+    );
+    b.handle_readable(Instant::now()); // readable: the end, behind the message
     assert!(
         b.is_peer_closed(),
         "the watch saw the end behind the message"

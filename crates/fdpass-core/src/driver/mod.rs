@@ -1140,6 +1140,12 @@ impl Driver {
     fn drive<R: Reactor>(&mut self, reactor: &mut R, driving: Option<usize>) {
         let fan_out = self.fan_out.clone();
         let mut cx = Context::from_waker(&fan_out);
+        // A receive was made in this call: the readiness it used may still be
+        // reported (async-io re-arms level-triggered), and watching for the
+        // peer's hang-up on it would cost a system call per message. The
+        // watch resumes at the next call, which every waiting task makes when
+        // the events of this one wake it.
+        let mut received = false;
         loop {
             let now = Instant::now();
             self.passer.handle_timeout(now);
@@ -1151,6 +1157,13 @@ impl Driver {
             ] {
                 if want == Want::Idle {
                     continue;
+                }
+                if direction == Direction::Read {
+                    let watch_only = self.passer.outstanding_recvs() == 0;
+                    if watch_only && received {
+                        continue;
+                    }
+                    received |= !watch_only;
                 }
                 let passer = &mut self.passer;
                 let mut attempt = || handle(passer, direction, now) == Want::WhenReady;
