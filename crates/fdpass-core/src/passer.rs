@@ -265,8 +265,9 @@ impl<S: Sys> Passer<S> {
     }
 
     /// Asks for the next descriptor; returns at once. [`Event::Received`] with
-    /// this token brings it. The passer reads from the socket only while
-    /// requests are outstanding.
+    /// this token brings it. The passer takes messages from the socket only
+    /// while requests are outstanding (with none, and
+    /// [`watch_hangup`](Self::watch_hangup) on, it only peeks for the end).
     ///
     /// # Errors
     /// After a failure, the failure's error; after [`close`](Self::close),

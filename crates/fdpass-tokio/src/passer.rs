@@ -356,9 +356,14 @@ impl Passer {
     /// the peer closed the connection in an orderly way and every descriptor
     /// it sent was handed out. Received descriptors are close-on-exec.
     ///
-    /// The passer reads from the socket only while a `recv` is pending, so a
-    /// peer cannot make us hold descriptors nobody asked for (beyond one
-    /// message's worth).
+    /// The passer takes messages from the socket only while a `recv` is
+    /// pending (with none, it only peeks for the peer's hang-up, installing
+    /// nothing), so a peer cannot make us hold descriptors nobody asked for
+    /// (beyond one message's worth).
+    ///
+    /// Requests are served in the order `recv` and `recv_many` were called,
+    /// whichever future is polled first: `join!(p.recv(), p.recv())` gets
+    /// the first descriptor in the first future.
     ///
     /// # Cancel safety
     /// This method is cancel safe. If the future is dropped before it
