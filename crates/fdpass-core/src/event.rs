@@ -61,9 +61,13 @@ pub enum Event {
     /// A descriptor arrived for the oldest outstanding receive request. It is
     /// close-on-exec.
     Received(RecvToken, OwnedFd),
-    /// The peer closed the connection in an orderly way (end of stream).
-    /// Outstanding receive requests will not be fulfilled; sending may go on
-    /// if the peer only shut down its writing half.
+    /// The peer closed the connection in an orderly way (end of stream):
+    /// nothing more will arrive. Reported only once every descriptor read
+    /// ahead was handed out; outstanding receive requests will not be
+    /// fulfilled. Sending may go on if the peer only shut down its writing
+    /// half; otherwise the next send fails with `EPIPE`. With
+    /// [`Passer::watch_hangup`](crate::Passer::watch_hangup) it comes without
+    /// a request outstanding too.
     Closed,
     /// The passer failed and is unusable. Every descriptor it held has been
     /// closed. Reported once; later pushes return the same error.

@@ -85,6 +85,19 @@ pub struct Passer<S: Sys = SystemCalls> {
     events: VecDeque<Event>,
     /// The peer's orderly close was seen.
     peer_closed: bool,
+    /// [`Event::Closed`] was queued (it waits until nothing read ahead is
+    /// left, so it always means "nothing more will come").
+    closed_reported: bool,
+    /// Watch for the peer's hang-up while no receive is outstanding (see
+    /// [`Passer::watch_hangup`]).
+    hangup_watch: bool,
+    /// Bytes wait in the socket while nobody asked for them: watching for
+    /// the peer's hang-up is suspended until a request reads them, so a
+    /// level-triggered loop is not woken by them forever.
+    unasked_data: bool,
+    /// The last hang-up peek ended in `EAGAIN` (kept apart from
+    /// `read_blocked`, so a new request still reads at once).
+    hangup_blocked: bool,
     /// The last receive attempt ended in `EAGAIN`.
     read_blocked: bool,
     /// The last send attempt ended in `EAGAIN`.
@@ -175,6 +188,10 @@ impl<S: Sys> Passer<S> {
             slots,
             events: VecDeque::new(),
             peer_closed: false,
+            closed_reported: false,
+            hangup_watch: false,
+            unasked_data: false,
+            hangup_blocked: false,
             read_blocked: false,
             write_blocked: false,
             send_retry: Retry::new(config.retry),
@@ -265,8 +282,9 @@ impl<S: Sys> Passer<S> {
     }
 
     /// Asks for the next descriptor; returns at once. [`Event::Received`] with
-    /// this token brings it. The passer reads from the socket only while
-    /// requests are outstanding.
+    /// this token brings it. The passer takes messages from the socket only
+    /// while requests are outstanding (with none, and
+    /// [`watch_hangup`](Self::watch_hangup) on, it only peeks for the end).
     ///
     /// # Errors
     /// After a failure, the failure's error; after [`close`](Self::close),
@@ -289,7 +307,10 @@ impl<S: Sys> Passer<S> {
         let (token, ready) = self.recv.push_request();
         if let Some(fd) = ready {
             self.events.push_back(Event::Received(token, fd));
+            self.report_end_when_drained();
         }
+        // A request reads whatever waits, so watching may go on after it.
+        self.unasked_data = false;
         Ok(token)
     }
 
@@ -325,7 +346,11 @@ impl<S: Sys> Passer<S> {
         if !self.events.is_empty() {
             return None;
         }
-        self.recv.take_read_ahead()
+        let taken = self.recv.take_read_ahead();
+        if taken.is_some() {
+            self.report_end_when_drained();
+        }
+        taken
     }
 
     /// Withdraws a receive request that has not been fulfilled yet, so the
@@ -357,9 +382,21 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn handle_readable(&mut self, now: Instant) {
+        let asked = self.read_wanted();
         self.read_blocked = false;
+        self.hangup_blocked = false;
         while self.read_wanted() && !self.read_blocked {
             self.receive_one(now);
+        }
+        if self.hangup_watched() && !self.read_blocked {
+            if asked {
+                // Requests were just served: a receiver usually asks again
+                // at once, so the watch waits for the next readiness rather
+                // than spend a system call now on every message.
+                self.hangup_blocked = true;
+            } else {
+                self.look_for_hangup();
+            }
         }
     }
 
@@ -443,6 +480,33 @@ impl<S: Sys> Passer<S> {
         }
     }
 
+    /// Also watch the socket while no receive is outstanding, to learn of
+    /// the peer's hang-up without a request: [`interest`](Self::interest)
+    /// then wants reading, and [`handle_readable`](Self::handle_readable)
+    /// peeks at one byte with no room for descriptors (nothing is consumed
+    /// or installed). End of stream queues [`Event::Closed`]; an error such
+    /// as `ECONNRESET` fails the passer; bytes nobody asked for suspend the
+    /// watch until the next [`push_recv`](Self::push_recv), so a
+    /// level-triggered loop does not wake for them forever (and a hang-up
+    /// behind them is learned when they are read). Off by default, where
+    /// the passer touches the socket's input only for requests; every
+    /// adapter turns it on.
+    ///
+    /// ```
+    /// use fdpass_core::{Config, Event, Passer, Want};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, b) = Passer::pair(Config::default())?;
+    /// a.watch_hangup(true);
+    /// assert_eq!(a.interest().read, Want::Now); // no request, still watching
+    /// drop(b);
+    /// a.handle_readable(std::time::Instant::now());
+    /// assert!(matches!(a.poll_event(), Some(Event::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn watch_hangup(&mut self, on: bool) {
+        self.hangup_watch = on;
+    }
+
     /// Fails the passer from outside, for a driver that can no longer serve
     /// it (for example its reactor refused to watch the socket). Everything
     /// held is closed and [`Event::Failed`] reports `error`, as for any failure.
@@ -488,8 +552,17 @@ impl<S: Sys> Passer<S> {
             (true, false) => Want::Now,
             (true, true) => Want::WhenReady,
         };
+        // With no request to read for, the passer may still watch for the
+        // peer's hang-up: a peek at once, then on readiness.
+        let read = match want(self.read_wanted(), self.read_blocked) {
+            Want::Idle => want(
+                self.hangup_watched(),
+                self.hangup_blocked || self.read_blocked,
+            ),
+            wanted => wanted,
+        };
         Interest {
-            read: want(self.read_wanted(), self.read_blocked),
+            read,
             write: want(self.write_wanted(), self.write_blocked),
         }
     }
@@ -772,7 +845,61 @@ impl<S: Sys> Passer<S> {
     fn on_peer_closed(&mut self) {
         self.peer_closed = true;
         self.recv.drop_requests();
-        self.events.push_back(Event::Closed);
+        self.report_end_when_drained();
+    }
+
+    /// Queues [`Event::Closed`] once the peer's close was seen and nothing
+    /// read ahead is left to hand out: before that, the stream has not ended
+    /// for the application.
+    fn report_end_when_drained(&mut self) {
+        if self.peer_closed && !self.closed_reported && self.recv.read_ahead_len() == 0 {
+            self.closed_reported = true;
+            self.events.push_back(Event::Closed);
+        }
+    }
+
+    // ---- hang-up ----
+
+    /// Whether readability should be checked for the peer's hang-up: open,
+    /// no request to read for, no end seen, and no unasked bytes waiting.
+    fn hangup_watched(&self) -> bool {
+        self.hangup_watch
+            && matches!(self.state, State::Open)
+            && !self.peer_closed
+            && self.recv.outstanding() == 0
+            && !self.unasked_data
+    }
+
+    /// Readable with no request: peeks one byte with no control buffer, so
+    /// nothing is consumed and no descriptor is installed (the kernel drops
+    /// the references a peek without room takes: `scm_recv` in Linux's
+    /// net/core/scm.c; `MSG_CTRUNC` is set). End of stream is the peer's
+    /// orderly close; bytes mean data nobody asked for yet.
+    fn look_for_hangup(&mut self) {
+        let mut peeked = Vec::new();
+        let result = loop {
+            match self.sys.recvmsg(
+                self.socket.as_fd(),
+                &mut self.bytes[..1],
+                0,
+                RecvMode::Peek,
+                &mut peeked,
+            ) {
+                Err(Errno::INTR) => continue,
+                other => break other,
+            }
+        };
+        // A seam that installs anyway: ours to close.
+        for fd in peeked.drain(..) {
+            self.sys.close(fd);
+        }
+        match result {
+            Ok(got) if got.bytes == 0 && !got.truncated_control => self.on_peer_closed(),
+            Ok(_) => self.unasked_data = true,
+            Err(Errno::AGAIN) => self.hangup_blocked = true,
+            // ECONNRESET and the like: the peer failed, not closed.
+            Err(e) => self.fail(e.into()),
+        }
     }
 
     // ---- sending ----

@@ -27,8 +27,10 @@ impl Retry {
     /// Schedules a retry after the current backoff delay and grows the delay.
     pub(crate) fn back_off(&mut self, now: Instant) {
         let delay = self.next_delay.unwrap_or(self.policy.initial);
-        self.next_delay = Some((delay * 2).min(self.policy.max));
-        self.deadline = Some(now + delay);
+        // Saturating: `Config::validate` accepts any `max`, up to
+        // `Duration::MAX`, and neither doubling nor the deadline may panic.
+        self.next_delay = Some(delay.saturating_mul(2).min(self.policy.max));
+        self.deadline = Some(deadline_after(now, delay));
     }
 
     /// The operation succeeded: the next backoff starts small again.
@@ -57,6 +59,25 @@ impl Retry {
     }
 }
 
+/// `now + delay`, or the latest instant this platform's clock can name if
+/// that overflows: a retry that far away is one that never comes, which is
+/// what such a policy asks for.
+fn deadline_after(now: Instant, delay: Duration) -> Instant {
+    if let Some(at) = now.checked_add(delay) {
+        return at;
+    }
+    // Halve what is added until it fits: at most 64 steps, as a `Duration`
+    // holds under 2^64 seconds.
+    let (mut at, mut step) = (now, delay);
+    while !step.is_zero() {
+        match at.checked_add(step) {
+            Some(later) => at = later,
+            None => step /= 2,
+        }
+    }
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +102,20 @@ mod tests {
         retry.reset();
         retry.back_off(t0);
         assert_eq!(retry.deadline(), Some(t0 + Duration::from_millis(2)));
+    }
+
+    #[test]
+    fn a_backoff_with_the_largest_delay_never_panics() {
+        let policy = RetryPolicy {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+        };
+        let mut retry = Retry::new(policy);
+        let t0 = Instant::now();
+        retry.back_off(t0);
+        retry.back_off(t0);
+        let at = retry.deadline().expect("a retry is pending");
+        assert!(at > t0 + Duration::from_secs(1 << 40));
+        assert!(!retry.take_due(t0 + Duration::from_secs(3600)));
     }
 }

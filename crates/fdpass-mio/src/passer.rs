@@ -57,6 +57,10 @@ use mio::{Interest, Registry, Token};
 #[derive(Debug)]
 pub struct Passer {
     core: fdpass_core::Passer,
+    /// mio reported the peer's writing half closed. Sticky, as the edge
+    /// comes once: until the end is read, the passer looks for it after
+    /// every input, since it may sit behind data read since.
+    read_closed: bool,
 }
 
 impl Passer {
@@ -108,8 +112,13 @@ impl Passer {
     /// assert!(matches!(passer.poll_event(), Some(Event::Sent(_))));
     /// # Ok(()) }
     /// ```
-    pub fn from_core(core: fdpass_core::Passer) -> Passer {
-        let mut passer = Passer { core };
+    pub fn from_core(mut core: fdpass_core::Passer) -> Passer {
+        // Readiness events with no request outstanding tell of a hang-up.
+        core.watch_hangup(true);
+        let mut passer = Passer {
+            core,
+            read_closed: false,
+        };
         passer.run_ready(Instant::now());
         passer
     }
@@ -545,6 +554,7 @@ impl Passer {
         let now = Instant::now();
         // Errors and hang-ups count for both directions: the next attempt in
         // either reports them as a failure or an orderly close.
+        self.read_closed |= event.is_read_closed();
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.core.handle_readable(now);
         }
@@ -647,6 +657,14 @@ impl Passer {
             self.core.handle_writable(now);
         }
         if interest.read == Want::Now {
+            self.core.handle_readable(now);
+        }
+        // The hang-up edge came already; the watch (no request outstanding)
+        // would otherwise wait for another that never comes.
+        if self.read_closed
+            && self.core.outstanding_recvs() == 0
+            && self.core.interest().read.is_wanted()
+        {
             self.core.handle_readable(now);
         }
     }

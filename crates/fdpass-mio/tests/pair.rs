@@ -292,7 +292,7 @@ fn peer_drop_with_a_request_pending_reports_closed() {
 }
 
 #[test]
-fn peer_drop_while_idle_reports_closed_on_the_next_request() {
+fn peer_drop_while_idle_is_reported_after_what_was_sent() {
     let (mut a, mut b) = Passer::pair().unwrap();
     let mut poll = Poll::new().unwrap();
     let token = Token(1);
@@ -308,12 +308,13 @@ fn peer_drop_while_idle_reports_closed_on_the_next_request() {
     poll_for(&mut poll, &mut b, token);
     assert!(b.poll_event().is_none());
 
-    // What was sent before the drop still arrives, in order, then the close.
+    // What was sent before the drop still arrives, in order, then the close:
+    // watched for while nothing is requested, it is reported right after the
+    // last descriptor, without another request.
     for n in 0..3 {
         b.push_recv().unwrap();
         assert_eq!(received_number(b.poll_event()), n);
     }
-    b.push_recv().unwrap();
     assert!(matches!(b.poll_event(), Some(Event::Closed)));
     assert!(matches!(b.push_recv(), Err(Error::PeerClosed)));
 }
@@ -349,4 +350,58 @@ fn listener_connections_pass_descriptors_both_ways() {
         &mut [&mut client, &mut server],
         &mut [Flow::new(0, 1, 50, 10, 10), Flow::new(1, 0, 50, 10, 10)],
     );
+}
+
+#[test]
+fn a_send_only_passer_is_told_of_the_peers_hangup_by_its_events() {
+    let (mut a, b) = Passer::pair().unwrap();
+    let mut poll = Poll::new().unwrap();
+    let token = Token(3);
+    poll.registry()
+        .register(&mut a, token, Interest::READABLE | Interest::WRITABLE)
+        .unwrap();
+    a.push_send(numbered_pipe(1)).unwrap();
+    assert!(matches!(a.poll_event(), Some(Event::Sent(_))));
+    // The peer takes what was sent, then hangs up; `a` asked for nothing.
+    let mut b = b;
+    b.push_recv().unwrap();
+    assert_eq!(received_number(b.poll_event()), 1);
+    drop(b);
+    let deadline = std::time::Instant::now() + common::OVERALL;
+    let closed = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hang-up was never reported"
+        );
+        poll_for(&mut poll, &mut a, token);
+        match a.poll_event() {
+            Some(event) => break event,
+            None => continue,
+        }
+    };
+    assert!(matches!(closed, Event::Closed), "{closed:?}");
+    // Nothing more is reported after the end, whatever events still come.
+    assert!(a.poll_event().is_none());
+}
+
+#[test]
+fn no_event_follows_a_failure() {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut a = Passer::from_std(ours).unwrap();
+    let mut poll = Poll::new().unwrap();
+    let token = Token(4);
+    poll.registry()
+        .register(&mut a, token, Interest::READABLE | Interest::WRITABLE)
+        .unwrap();
+    a.push_recv().unwrap();
+    std::io::Write::write_all(&mut &theirs, b"xy").unwrap(); // bytes, no descriptor
+    poll_for(&mut poll, &mut a, token);
+    assert!(matches!(a.poll_event(), Some(Event::Failed(_))));
+    drop(theirs); // a hang-up edge after the failure
+    poll_for(&mut poll, &mut a, token);
+    assert!(
+        a.poll_event().is_none(),
+        "a failed passer reports nothing more"
+    );
+    assert!(a.push_recv().is_err());
 }

@@ -65,3 +65,18 @@ pub type RecvMany<'a> = fdpass_core::driver::RecvMany<'a, SmolReactor>;
 /// # }
 /// ```
 pub type Flush<'a> = fdpass_core::driver::Flush<'a, SmolReactor>;
+
+/// Future of [`Passer::closed`](crate::Passer::closed): resolves once the
+/// connection ended (`Ok(())` at the peer's orderly hang-up). Cancel safe.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (a, b) = fdpass_smol::Passer::pair()?;
+/// drop(b);
+/// let closed: fdpass_smol::Closed<'_> = a.closed();
+/// closed.await?; // the peer hung up
+/// # Ok(()) })
+/// # }
+/// ```
+pub type Closed<'a> = fdpass_core::driver::Closed<'a, SmolReactor>;

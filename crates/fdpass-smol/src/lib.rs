@@ -82,7 +82,7 @@ mod passer;
 mod reactor;
 mod stream;
 
-pub use crate::futures::{Flush, RecvFd, RecvMany, SendFd};
+pub use crate::futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
 pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
 pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};

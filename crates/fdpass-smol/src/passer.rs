@@ -12,7 +12,7 @@ use fdpass_core::socket::PeerCredentials;
 use fdpass_core::{Config, Error};
 
 use crate::reactor::SmolReactor;
-use crate::{Flush, RecvFd, RecvMany, SendFd};
+use crate::{Closed, Flush, RecvFd, RecvMany, SendFd};
 
 /// Passes file descriptors over one connected Unix-domain socket, driven by
 /// async-io's reactor (the one smol and async-std use).
@@ -448,9 +448,14 @@ impl Passer {
     /// the peer closed the connection in an orderly way and every descriptor
     /// it sent was handed out. Received descriptors are close-on-exec.
     ///
-    /// The passer reads from the socket only while a `recv` is pending, so a
-    /// peer cannot make us hold descriptors nobody asked for (beyond one
-    /// message's worth).
+    /// The passer takes messages from the socket only while a `recv` is
+    /// pending (with none, it only peeks for the peer's hang-up, installing
+    /// nothing), so a peer cannot make us hold descriptors nobody asked for
+    /// (beyond one message's worth).
+    ///
+    /// Requests are served in the order `recv` and `recv_many` were called,
+    /// whichever future is polled first: `join!(p.recv(), p.recv())` gets
+    /// the first descriptor in the first future.
     ///
     /// # Cancel safety
     /// This method is cancel safe. If the future is dropped before it
@@ -533,6 +538,33 @@ impl Passer {
     /// ```
     pub fn flush(&self) -> Flush<'_> {
         self.handle.flush()
+    }
+
+    /// Resolves once the connection ended: `Ok(())` when the peer hung up in
+    /// an orderly way, the failure's error if the passer failed (`EPIPE`,
+    /// `ECONNRESET`, a protocol error), [`Error::Closed`] after [`close`](Self::close).
+    /// A passer that only sends learns this way that its peer is gone, without
+    /// a receive outstanding. A peer that only shut down its writing half
+    /// reads the same (`Ok(())`: it will send nothing more), and still
+    /// receives what we send. Bytes the peer sent that nobody asked for hide a
+    /// hang-up behind them until they are received; and a peer that passed its
+    /// own socket to us keeps it alive in our queue, so its exit cannot be seen
+    /// (see the reliability notes).
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let (a, b) = fdpass_smol::Passer::pair()?;
+    /// drop(b);
+    /// a.closed().await?; // no receive was outstanding
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn closed(&self) -> Closed<'_> {
+        self.handle.closed()
     }
 
     /// Closes the connection now, for every clone: queued descriptors and

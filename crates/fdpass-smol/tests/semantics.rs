@@ -128,21 +128,20 @@ fn dropping_a_recv_many_whose_descriptor_arrived_loses_nothing() {
 }
 
 #[test]
-fn a_receiver_whose_descriptor_went_to_another_gets_the_next() {
+fn a_later_request_never_takes_an_earlier_ones_descriptor() {
     smol::block_on(within(60, async {
         let (a, b) = Passer::pair()?;
         let other = b.clone();
         let mut first = pin!(b.recv());
         let mut cx = Context::from_waker(Waker::noop());
         assert!(first.as_mut().poll(&mut cx).is_pending());
-        // Read on behalf of `first`'s request, but taken by `second`: any
-        // receiver takes the oldest descriptor.
+        // Asked later, on another handle, and awaited first: it gets the
+        // second descriptor; the first is `first`'s, kept for it.
         let second = other.recv();
         a.send(pipe_with(0)).await?;
-        assert_eq!(seq_of(second.await?.unwrap()), 0);
-        // `first` must ask the passer again rather than wait forever.
         a.send(pipe_with(1)).await?;
-        assert_eq!(seq_of(within(20, first).await?.unwrap()), 1);
+        assert_eq!(seq_of(second.await?.unwrap()), 1);
+        assert_eq!(seq_of(within(20, first).await?.unwrap()), 0);
         Ok::<_, Error>(())
     }))
     .unwrap();

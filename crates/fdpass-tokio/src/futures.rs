@@ -61,3 +61,17 @@ pub type RecvMany<'a> = fdpass_core::driver::RecvMany<'a, TokioReactor>;
 /// # Ok(()) }
 /// ```
 pub type Flush<'a> = fdpass_core::driver::Flush<'a, TokioReactor>;
+
+/// Future of [`Passer::closed`](crate::Passer::closed): resolves once the
+/// connection ended (`Ok(())` at the peer's orderly hang-up). Cancel safe.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = fdpass_tokio::Passer::pair()?;
+/// drop(b);
+/// let closed: fdpass_tokio::Closed<'_> = a.closed();
+/// closed.await?; // the peer hung up
+/// # Ok(()) }
+/// ```
+pub type Closed<'a> = fdpass_core::driver::Closed<'a, TokioReactor>;

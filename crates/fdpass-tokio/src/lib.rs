@@ -73,13 +73,14 @@
 // The one unsafe block registers the socket with tokio; see `reactor`.
 #![deny(unsafe_code)]
 
+mod alarm;
 mod futures;
 mod listener;
 mod passer;
 mod reactor;
 mod stream;
 
-pub use crate::futures::{Flush, RecvFd, RecvMany, SendFd};
+pub use crate::futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
 pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
 pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};

@@ -1,9 +1,7 @@
 //! tokio's readiness and timer, in the shape fdpass-core's driver wants.
 #![allow(unsafe_code)]
 
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
@@ -12,7 +10,8 @@ use fdpass_core::driver::{Direction, Reactor};
 use fdpass_core::SharedSocket;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;
-use tokio::time::Sleep;
+
+use crate::alarm::{self, Alarm};
 
 /// tokio's readiness for the passer's socket and a timer for its deadlines.
 ///
@@ -33,12 +32,25 @@ use tokio::time::Sleep;
 /// ```
 pub struct TokioReactor {
     io: AsyncFd<Arc<SharedSocket>>,
-    timer: Option<(Instant, Pin<Box<Sleep>>)>,
+    /// Retry deadlines: not tokio's timer, which panics once its runtime shut
+    /// down (see the `alarm` module).
+    alarms: &'static alarm::Queue,
+    alarm: Alarm,
 }
 
 impl TokioReactor {
     /// Registers the passer's socket with the current runtime's reactor.
+    ///
+    /// # Errors
+    /// Outside a tokio runtime, an error of kind `Other` (tokio itself would
+    /// panic); `EAGAIN` if the process's alarm thread cannot be started.
     pub(crate) fn new(socket: Arc<SharedSocket>) -> io::Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other(
+                "fdpass-tokio: a passer must be created inside a tokio runtime (with IO enabled)",
+            ));
+        }
+        let alarms = alarm::queue()?;
         // SAFETY: the registration owns a shared handle on the socket (the
         // core passer holds the other), so the descriptor stays open and
         // names the same socket for as long as the `AsyncFd` exists, and an
@@ -46,7 +58,11 @@ impl TokioReactor {
         let io = unsafe {
             AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE)
         }?;
-        Ok(TokioReactor { io, timer: None })
+        Ok(TokioReactor {
+            io,
+            alarms,
+            alarm: Alarm::default(),
+        })
     }
 }
 
@@ -111,24 +127,6 @@ impl Reactor for TokioReactor {
     }
 
     fn poll_deadline(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
-        let sleep = match &mut self.timer {
-            Some((at, sleep)) => {
-                if *at != deadline {
-                    sleep.as_mut().reset(deadline.into());
-                    *at = deadline;
-                }
-                sleep
-            }
-            None => {
-                &mut self
-                    .timer
-                    .insert((
-                        deadline,
-                        Box::pin(tokio::time::sleep_until(deadline.into())),
-                    ))
-                    .1
-            }
-        };
-        sleep.as_mut().poll(cx)
+        self.alarm.poll_at(self.alarms, cx, deadline)
     }
 }

@@ -96,10 +96,12 @@ async fn a_dropped_recv_hands_its_descriptor_to_the_next() {
     assert!(futures_util::poll!(&mut first).is_pending());
     left.send(numbered(1)).await.unwrap();
     left.send(numbered(2)).await.unwrap();
-    // A second receiver drives the passer and takes the oldest descriptor.
-    assert_eq!(number_of(bounded(right.recv()).await.unwrap().unwrap()), 1);
-    drop(first);
+    // A second receiver drives the passer; the oldest descriptor is kept for
+    // `first`, which asked before it.
     assert_eq!(number_of(bounded(right.recv()).await.unwrap().unwrap()), 2);
+    // Dropped, `first` hands its descriptor to the next request.
+    drop(first);
+    assert_eq!(number_of(bounded(right.recv()).await.unwrap().unwrap()), 1);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -111,13 +113,15 @@ async fn a_dropped_recv_many_loses_nothing_and_leaves_buf_alone() {
         assert!(futures_util::poll!(&mut waiting).is_pending());
         left.push_send_many((1..=3).map(numbered)).unwrap();
         left.flush().await.unwrap();
-        // Another receiver takes the oldest while the first still waits.
-        assert_eq!(number_of(bounded(right.recv()).await.unwrap().unwrap()), 1);
+        left.send(numbered(4)).await.unwrap();
+        // Another receiver, asking later, gets the next after the batch
+        // `waiting` asked for first (the three that came together).
+        assert_eq!(number_of(bounded(right.recv()).await.unwrap().unwrap()), 4);
     }
     assert!(buf.is_empty(), "a dropped recv_many writes nothing");
-    assert_eq!(bounded(right.recv_many(&mut buf, 8)).await.unwrap(), 2);
+    assert_eq!(bounded(right.recv_many(&mut buf, 8)).await.unwrap(), 3);
     let numbers: Vec<u64> = buf.into_iter().map(number_of).collect();
-    assert_eq!(numbers, [2, 3]);
+    assert_eq!(numbers, [1, 2, 3]);
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -1,5 +1,5 @@
-//! The futures of an async passer's `send`, `recv` and `flush`, generic over
-//! the adapter's reactor.
+//! The futures of an async passer's `send`, `recv`, `flush` and `closed`,
+//! generic over the adapter's reactor.
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -43,7 +43,7 @@ use crate::{Error, SendToken};
 pub struct SendFd<'a, R> {
     shared: &'a Shared<R>,
     /// The queued descriptor's token, or why it could not be queued.
-    token: Option<Result<SendToken, Error>>,
+    token: Result<SendToken, Error>,
     waiter: Waiter,
 }
 
@@ -51,7 +51,7 @@ impl<'a, R> SendFd<'a, R> {
     pub(crate) fn new(shared: &'a Shared<R>, token: Result<SendToken, Error>) -> Self {
         SendFd {
             shared,
-            token: Some(token),
+            token,
             waiter: Waiter::default(),
         }
     }
@@ -62,18 +62,15 @@ impl<R: Reactor> Future for SendFd<'_, R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let token = match this.token.take() {
-            Some(Ok(token)) => token,
-            Some(Err(e)) => return Poll::Ready(Err(e)),
-            None => panic!("SendFd polled after completion"),
+        // Polled again after completing, it answers the same (no panic): a
+        // sent token stays sent, a failure stays the failure.
+        let token = match &this.token {
+            Ok(token) => *token,
+            Err(e) => return Poll::Ready(Err(e.clone())),
         };
         let mut locked = this.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
-        let poll = driver.poll_sent(cx, reactor, token, &mut this.waiter);
-        if poll.is_pending() {
-            this.token = Some(Ok(token));
-        }
-        poll
+        driver.poll_sent(cx, reactor, token, &mut this.waiter)
     }
 }
 
@@ -96,8 +93,9 @@ impl<R> std::fmt::Debug for SendFd<'_, R> {
 }
 
 /// Future of `recv`: the next descriptor, or `None` at the peer's orderly
-/// close. Cancel safe: a descriptor that arrived for a dropped `RecvFd` goes
-/// to the next receiver, in order.
+/// close. Requests are served in the order `recv` was called, whichever
+/// future is polled first. Cancel safe: a descriptor that arrived for a
+/// dropped `RecvFd` goes to the next request, in order.
 ///
 /// ```
 /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -132,10 +130,11 @@ pub struct RecvFd<'a, R> {
 }
 
 impl<'a, R> RecvFd<'a, R> {
+    /// Takes its place in line now, at the call, not at the first poll.
     pub(crate) fn new(shared: &'a Shared<R>) -> Self {
         RecvFd {
             shared,
-            request: RecvRequest::default(),
+            request: shared.lock().driver.request_recv(),
         }
     }
 }
@@ -211,10 +210,11 @@ pub struct RecvMany<'a, R> {
 }
 
 impl<'a, R> RecvMany<'a, R> {
+    /// Takes its place in line now, at the call, not at the first poll.
     pub(crate) fn new(shared: &'a Shared<R>, buf: &'a mut Vec<OwnedFd>, limit: usize) -> Self {
         RecvMany {
             shared,
-            request: RecvRequest::default(),
+            request: shared.lock().driver.request_recv_many(limit),
             buf,
             limit,
         }
@@ -317,5 +317,74 @@ impl<R> Drop for Flush<'_, R> {
 impl<R> std::fmt::Debug for Flush<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Flush").finish_non_exhaustive()
+    }
+}
+
+/// Future of `closed`: resolves once the connection ended, with `Ok(())` at
+/// the peer's orderly hang-up, the failure's error if the passer failed, or
+/// [`Error::Closed`] after a local close (see
+/// [`Driver::poll_closed`](super::Driver::poll_closed)). A passer that only
+/// sends learns this way that nobody is listening any more. Cancel safe.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+/// # }
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::Waker;
+/// use fdpass_core::driver::{Closed, Handle};
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = Passer::pair(Config::default())?;
+/// let a = Handle::new(a, TryAlways);
+/// let mut cx = Context::from_waker(Waker::noop());
+/// drop(b);
+/// let closed: Closed<'_, TryAlways> = a.closed();
+/// assert!(matches!(pin!(closed).poll(&mut cx), Poll::Ready(Ok(()))));
+/// # Ok(()) }
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct Closed<'a, R> {
+    shared: &'a Shared<R>,
+    waiter: Waiter,
+}
+
+impl<'a, R> Closed<'a, R> {
+    pub(crate) fn new(shared: &'a Shared<R>) -> Self {
+        Closed {
+            shared,
+            waiter: Waiter::default(),
+        }
+    }
+}
+
+impl<R: Reactor> Future for Closed<'_, R> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut locked = this.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.poll_closed(cx, reactor, &mut this.waiter)
+    }
+}
+
+impl<R> Drop for Closed<'_, R> {
+    fn drop(&mut self) {
+        if self.waiter.is_registered() {
+            self.shared.lock().driver.forget(&mut self.waiter);
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Closed<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Closed").finish_non_exhaustive()
     }
 }

@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use super::futures::{Flush, RecvFd, RecvMany, SendFd};
+use super::futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
 use super::{Driver, Reactor, RecvRequest, Waiter};
 use crate::{Config, Error, Passer};
 
@@ -60,6 +60,8 @@ pub struct Handle<R: Reactor> {
     stream: RecvRequest,
     /// This handle's flush waiter as a `Sink`.
     sink: Waiter,
+    /// The stream yielded its end or an error: it yields nothing more.
+    stream_ended: bool,
 }
 
 impl<R: Reactor> std::fmt::Debug for Handle<R> {
@@ -77,6 +79,7 @@ impl<R: Reactor> Clone for Handle<R> {
             shared: self.shared.clone(),
             stream: RecvRequest::default(),
             sink: Waiter::default(),
+            stream_ended: false,
         }
     }
 }
@@ -121,6 +124,7 @@ impl<R: Reactor> Handle<R> {
             }),
             stream: RecvRequest::default(),
             sink: Waiter::default(),
+            stream_ended: false,
         }
     }
 
@@ -352,6 +356,37 @@ impl<R: Reactor> Handle<R> {
         Flush::new(&self.shared)
     }
 
+    /// Resolves once the connection ended: `Ok(())` at the peer's orderly
+    /// hang-up, the failure's error, or [`Error::Closed`] after a local close
+    /// (see [`Driver::poll_closed`]).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Error, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let a = Handle::new(a, TryAlways);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(pin!(a.closed()).poll(&mut cx).is_pending()); // the peer is there
+    /// a.close();
+    /// assert!(matches!(pin!(a.closed()).poll(&mut cx), Poll::Ready(Err(Error::Closed))));
+    /// # drop(b); Ok(()) }
+    /// ```
+    pub fn closed(&self) -> Closed<'_, R> {
+        Closed::new(&self.shared)
+    }
+
     /// Closes the connection for every handle (see [`Driver::close`]).
     ///
     /// ```
@@ -407,14 +442,21 @@ impl<R: Reactor> Handle<R> {
     /// # Ok(()) }
     /// ```
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<OwnedFd, Error>>> {
+        // Fused: a `while let Some(..)` consumer stops after the end or the
+        // one error instead of being handed the same error forever.
+        if self.stream_ended {
+            return Poll::Ready(None);
+        }
         let mut locked = self.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
-        match driver.poll_recv(cx, reactor, &mut self.stream) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Some(fd))) => Poll::Ready(Some(Ok(fd))),
-            Poll::Ready(Ok(None)) | Poll::Ready(Err(Error::Closed)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-        }
+        let next = match driver.poll_recv(cx, reactor, &mut self.stream) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(Some(fd))) => return Poll::Ready(Some(Ok(fd))),
+            Poll::Ready(Ok(None)) | Poll::Ready(Err(Error::Closed)) => None,
+            Poll::Ready(Err(e)) => Some(Err(e)),
+        };
+        self.stream_ended = true;
+        Poll::Ready(next)
     }
 
     /// `Sink::poll_ready`: the queue is unbounded, so ready while usable.

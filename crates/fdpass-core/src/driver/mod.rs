@@ -53,7 +53,7 @@ use crate::{Error, Event, Passer, RecvToken, SendToken, Want};
 mod futures;
 mod handle;
 
-pub use futures::{Flush, RecvFd, RecvMany, SendFd};
+pub use futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
 pub use handle::Handle;
 
 /// One direction of the socket.
@@ -275,8 +275,14 @@ impl Waiter {
     }
 }
 
-/// The state of one `recv()` future: its waker and, once it asked the passer
-/// to read, its request.
+/// The state of one `recv()` future: its place in the line of receive
+/// requests and its waker.
+///
+/// Requests are served in the order they were made: the oldest request gets
+/// the oldest descriptor. [`Driver::request_recv`] makes one at once (what
+/// `recv()` does when called, so `join!(p.recv(), p.recv())` gets the
+/// descriptors in call order whichever future is polled first); a default
+/// one joins the line when first polled.
 ///
 /// ```
 /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -306,14 +312,34 @@ impl Waiter {
 #[derive(Debug, Default)]
 pub struct RecvRequest {
     waiter: Waiter,
-    token: Option<RecvToken>,
+    /// Its place in [`Driver::line`]; `None` before it joined and once served.
+    ticket: Option<u64>,
+}
+
+/// One receive request in line.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    ticket: u64,
+    width: Width,
+}
+
+/// How many descriptors, in arrival order, a request in line owns.
+#[derive(Debug, Clone, Copy)]
+enum Width {
+    /// `recv`: the next one.
+    One,
+    /// `recv_many`: its first one and what else is here when that one is,
+    /// up to `limit`. Fixed (`taken`) as soon as its first one is here, so
+    /// the requests behind it know where theirs start and wait for nothing
+    /// but their own.
+    Batch { limit: usize, taken: Option<usize> },
 }
 
 impl RecvRequest {
-    /// Whether it holds a request or a waker ([`Driver::cancel_recv`] has
-    /// work to do).
+    /// Whether it holds a place in line or a waker ([`Driver::cancel_recv`]
+    /// has work to do).
     pub(crate) fn is_pending(&self) -> bool {
-        self.token.is_some() || self.waiter.is_registered()
+        self.ticket.is_some() || self.waiter.is_registered()
     }
 }
 
@@ -351,14 +377,19 @@ pub struct Driver {
     passer: Passer,
     wakers: Arc<WakerSet>,
     fan_out: Waker,
-    /// Descriptors received and not yet claimed, oldest first. Any receiver
-    /// takes from the front, so a dropped `recv()` never loses its descriptor.
+    /// Descriptors received and not yet claimed, oldest first. The i-th
+    /// request of `line` owns the i-th, so when a request leaves the line
+    /// (served or dropped) the descriptors move up with the requests behind
+    /// it and none is lost.
     received: VecDeque<OwnedFd>,
+    /// Receive requests not yet served, in the order they were made.
+    line: VecDeque<Place>,
+    next_ticket: u64,
+    /// The passer's receive requests outstanding, oldest first: together with
+    /// `received`, as many as `line` needs.
+    asked: VecDeque<RecvToken>,
     /// Every token up to and including this one has been sent.
     sent_through: Option<SendToken>,
-    /// Every receive request up to and including this one has been fulfilled
-    /// (requests are fulfilled in order).
-    received_through: Option<RecvToken>,
     /// The last token pushed (flush waits for it).
     last_pushed: Option<SendToken>,
 }
@@ -384,7 +415,9 @@ impl Driver {
     /// assert_eq!(driver.passer().queued_sends(), 0);
     /// # Ok(()) }
     /// ```
-    pub fn new(passer: Passer) -> Self {
+    pub fn new(mut passer: Passer) -> Self {
+        // A task waiting only on sends learns of the peer's hang-up too.
+        passer.watch_hangup(true);
         let wakers = Arc::new(WakerSet::default());
         let fan_out = Waker::from(wakers.clone());
         Driver {
@@ -392,8 +425,10 @@ impl Driver {
             wakers,
             fan_out,
             received: VecDeque::new(),
+            line: VecDeque::new(),
+            next_ticket: 0,
+            asked: VecDeque::new(),
             sent_through: None,
-            received_through: None,
             last_pushed: None,
         }
     }
@@ -602,6 +637,56 @@ impl Driver {
         }
     }
 
+    /// Ready once the connection ended: `Ok(())` when the peer hung up in an
+    /// orderly way, the failure's error when the passer failed (`EPIPE`,
+    /// `ECONNRESET`, a protocol error), [`Error::Closed`] after our own
+    /// close. Learned without a receive outstanding where the OS tells (see
+    /// [`Passer::watch_hangup`]); bytes waiting that nobody asked for hide a
+    /// hang-up behind them until they are received. A peer that only shut
+    /// down its writing half reads as an orderly hang-up too (it will send
+    /// nothing more; sending to it still works).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut waiter = Waiter::default();
+    /// assert!(a.poll_closed(&mut cx, &mut TryAlways, &mut waiter).is_pending());
+    /// drop(b); // the peer hangs up; `a` has no receive outstanding
+    /// assert!(matches!(a.poll_closed(&mut cx, &mut TryAlways, &mut waiter), Poll::Ready(Ok(()))));
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_closed<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<(), Error>> {
+        self.register(waiter, cx);
+        self.drive(reactor, waiter.key);
+        if let Err(e) = self.passer.usable() {
+            self.forget(waiter);
+            return Poll::Ready(Err(e));
+        }
+        if self.passer.is_peer_closed() {
+            self.forget(waiter);
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+
     /// The next descriptor, or `None` once the peer closed in an orderly way
     /// and nothing received is left.
     ///
@@ -636,52 +721,100 @@ impl Driver {
         reactor: &mut R,
         request: &mut RecvRequest,
     ) -> Poll<Result<Option<OwnedFd>, Error>> {
+        self.enlist(request, Width::One);
+        self.poll_claim(cx, reactor, request).map(|claimed| {
+            claimed.map(|run| run.and_then(|(start, _)| self.received.remove(start)))
+        })
+    }
+
+    /// Waits until `request`'s descriptors are here; returns where they are
+    /// in `received` (start and count), out of line, or `None` at the end of
+    /// the stream.
+    fn poll_claim<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        request: &mut RecvRequest,
+    ) -> Poll<Result<Option<(usize, usize)>, Error>> {
         // A descriptor is waiting (one message brings many): hand it out
-        // without a request, an event or a waker, the common case under load.
-        if let Some(fd) = self.take_arrived() {
-            self.finish(request);
-            return Poll::Ready(Ok(Some(fd)));
-        }
-        // Our request was fulfilled, but another receiver took its descriptor
-        // (any receiver takes the oldest): ask again, or nobody reads for us.
-        if request
-            .token
-            .is_some_and(|token| Some(token) <= self.received_through)
-        {
-            request.token = None;
-        }
-        if request.token.is_none() {
-            // Nothing read ahead is left (`take_arrived` took it), so the
-            // request waits for the socket.
-            match self.passer.push_recv() {
-                Ok(token) => request.token = Some(token),
-                Err(Error::PeerClosed) => {
-                    self.finish(request);
-                    return Poll::Ready(Ok(None));
-                }
-                Err(e) => {
-                    self.finish(request);
-                    return Poll::Ready(Err(e));
-                }
-            }
+        // without asking the passer, an event or a waker, the common case
+        // under load.
+        if let Some(claimed) = self.claim(request) {
+            return Poll::Ready(Ok(Some(claimed)));
         }
         self.register(&mut request.waiter, cx);
+        self.ask_enough();
         self.drive(reactor, request.waiter.key);
-        if let Some(fd) = self.received.pop_front() {
+        if let Some(claimed) = self.claim(request) {
+            return Poll::Ready(Ok(Some(claimed)));
+        }
+        // Nothing is here for this request, and none will come if the
+        // passer is unusable or the peer closed.
+        if let Err(e) = self.passer.usable() {
             self.finish(request);
-            return Poll::Ready(Ok(Some(fd)));
+            return Poll::Ready(Err(e));
         }
         if self.passer.is_peer_closed() {
             self.finish(request);
             return Poll::Ready(Ok(None));
         }
-        match self.passer.usable() {
-            Ok(()) => Poll::Pending,
-            Err(e) => {
-                self.finish(request);
-                Poll::Ready(Err(e))
-            }
-        }
+        Poll::Pending
+    }
+
+    /// Puts a receive request in line now: it will be served before every
+    /// request made later, whichever is polled first. `recv()` futures take
+    /// theirs when created; a default [`RecvRequest`] joins when first polled.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::io::Write;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Driver;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut first = b.request_recv();
+    /// let mut second = b.request_recv();
+    /// for byte in [1u8, 2] {
+    ///     let (read_end, mut write_end) = std::io::pipe()?;
+    ///     write_end.write_all(&[byte])?;
+    ///     a.push_send(read_end.into())?;
+    /// }
+    /// a.drive_now(&mut TryAlways);
+    /// // Polled in reverse order, served in the order asked.
+    /// let Poll::Ready(Ok(Some(two))) = b.poll_recv(&mut cx, &mut TryAlways, &mut second) else { panic!() };
+    /// let Poll::Ready(Ok(Some(one))) = b.poll_recv(&mut cx, &mut TryAlways, &mut first) else { panic!() };
+    /// let read = |fd| { let mut byte = [0u8]; io::Read::read_exact(&mut std::fs::File::from(fd), &mut byte).map(|_| byte[0]) };
+    /// assert_eq!((read(one)?, read(two)?), (1, 2));
+    /// # Ok(()) }
+    /// ```
+    pub fn request_recv(&mut self) -> RecvRequest {
+        let mut request = RecvRequest::default();
+        self.enlist(&mut request, Width::One);
+        request
+    }
+
+    /// [`request_recv`](Self::request_recv) for a `recv_many` of up to
+    /// `limit` (at least 1): it takes its batch before any request made later.
+    pub(crate) fn request_recv_many(&mut self, limit: usize) -> RecvRequest {
+        let mut request = RecvRequest::default();
+        self.enlist(
+            &mut request,
+            Width::Batch {
+                limit: limit.max(1),
+                taken: None,
+            },
+        );
+        request
     }
 
     /// Waits like [`poll_recv`](Self::poll_recv) for the next descriptor,
@@ -730,20 +863,16 @@ impl Driver {
             self.finish(request);
             return Poll::Ready(Ok(0));
         }
-        let first = match self.poll_recv(cx, reactor, request) {
-            Poll::Ready(Ok(Some(fd))) => fd,
-            Poll::Ready(Ok(None)) => return Poll::Ready(Ok(0)),
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        };
-        buf.push(first);
-        let mut moved = 1;
-        while moved < limit {
-            let Some(fd) = self.take_arrived() else { break };
-            buf.push(fd);
-            moved += 1;
+        self.enlist(request, Width::Batch { limit, taken: None });
+        match self.poll_claim(cx, reactor, request) {
+            Poll::Ready(Ok(Some((start, count)))) => {
+                buf.extend(self.received.drain(start..start + count));
+                Poll::Ready(Ok(count))
+            }
+            Poll::Ready(Ok(None)) => Poll::Ready(Ok(0)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
-        Poll::Ready(Ok(moved))
     }
 
     /// A `recv()` future was dropped: withdraw its request if the passer has
@@ -843,26 +972,152 @@ impl Driver {
         self.passer.close();
         // The peer chose these files; their close may block (see `disposal`).
         self.received.drain(..).for_each(crate::disposal::dispose);
+        self.asked.clear();
         self.fan_out.wake_by_ref();
     }
 
-    /// The oldest descriptor that already arrived, without I/O: the driver's
-    /// queue holds those of fulfilled requests, the passer's read-ahead the
-    /// newer rest of their messages (taken as a request fulfilled at once).
-    fn take_arrived(&mut self) -> Option<OwnedFd> {
-        if let Some(fd) = self.received.pop_front() {
-            return Some(fd);
+    /// Gives `request` a place at the back of the line, if it has none.
+    fn enlist(&mut self, request: &mut RecvRequest, width: Width) {
+        if request.ticket.is_none() {
+            request.ticket = Some(self.next_ticket);
+            self.line.push_back(Place {
+                ticket: self.next_ticket,
+                width,
+            });
+            // 2^64 requests: centuries at a billion a second.
+            self.next_ticket = self.next_ticket.wrapping_add(1);
         }
-        let (token, fd) = self.passer.try_recv()?;
-        self.received_through = Some(token);
-        Some(fd)
     }
 
+    /// Moves what the passer read ahead (newer than anything in `received`)
+    /// to `received`, without I/O.
+    fn pull_read_ahead(&mut self) {
+        while let Some((_token, fd)) = self.passer.try_recv() {
+            self.received.push_back(fd);
+        }
+    }
+
+    /// Where the descriptors of the request with `ticket` are in `received`
+    /// (start, count); `None` while they are not all here, or it is not in
+    /// line. Fixes the batches that became known on the way.
+    fn locate(&mut self, ticket: u64) -> Option<(usize, usize)> {
+        let here = self.received.len();
+        let mut start = 0;
+        for place in self.line.iter_mut() {
+            let count = match &mut place.width {
+                Width::One => 1,
+                Width::Batch {
+                    taken: Some(count), ..
+                } => *count,
+                Width::Batch { limit, taken } => {
+                    if start >= here {
+                        // Its first descriptor is not here: neither are any
+                        // of those behind it.
+                        return None;
+                    }
+                    *taken.insert((*limit).min(here - start))
+                }
+            };
+            if place.ticket == ticket {
+                return (start + count <= here).then_some((start, count));
+            }
+            start += count;
+        }
+        None
+    }
+
+    /// How many descriptors the line needs (a batch not yet here counts one).
+    fn demand(&self) -> usize {
+        self.line
+            .iter()
+            .map(|place| match place.width {
+                Width::One | Width::Batch { taken: None, .. } => 1,
+                Width::Batch {
+                    taken: Some(count), ..
+                } => count,
+            })
+            .sum()
+    }
+
+    fn index_of(&self, request: &RecvRequest) -> Option<usize> {
+        let ticket = request.ticket?;
+        self.line
+            .binary_search_by_key(&ticket, |place| place.ticket)
+            .ok()
+    }
+
+    /// Takes `request` out of line with its descriptors' whereabouts
+    /// (start, count in `received`), if they are all here.
+    fn claim(&mut self, request: &mut RecvRequest) -> Option<(usize, usize)> {
+        self.pull_read_ahead();
+        let run = self.locate(request.ticket?)?;
+        let at = self.index_of(request)?;
+        let batch = matches!(
+            self.line.remove(at),
+            Some(Place {
+                width: Width::Batch { .. },
+                ..
+            })
+        );
+        request.ticket = None;
+        self.forget(&mut request.waiter);
+        if batch {
+            // Those behind it may have waited for its batch to be known.
+            self.wakers.wake_except(None);
+        }
+        Some(run)
+    }
+
+    /// Asks the passer for as many descriptors as the line still lacks.
+    fn ask_enough(&mut self) {
+        self.pull_read_ahead();
+        while self.asked.len() + self.received.len() < self.demand() {
+            match self.passer.push_recv() {
+                Ok(token) => self.asked.push_back(token),
+                // End of stream or failure: the caller reports it.
+                Err(_) => break,
+            }
+        }
+        // A request made while the passer held descriptors read ahead was
+        // fulfilled at once, as an event.
+        if self.collect_events() {
+            self.wakers.wake_except(None);
+        }
+    }
+
+    /// Takes `request` out of line (served, failed or dropped). A descriptor
+    /// it owned goes to the request behind it; requests the passer no longer
+    /// needs to make are withdrawn.
     fn finish(&mut self, request: &mut RecvRequest) {
-        if let Some(token) = request.token.take() {
+        self.forget(&mut request.waiter);
+        let Some(at) = self.index_of(request) else {
+            request.ticket = None;
+            return;
+        };
+        // Did descriptors arrive for it? They now belong to those behind.
+        let owned = request
+            .ticket
+            .and_then(|ticket| self.locate(ticket))
+            .is_some();
+        request.ticket = None;
+        let batch = matches!(
+            self.line.remove(at),
+            Some(Place {
+                width: Width::Batch { .. },
+                ..
+            })
+        );
+        if owned || batch {
+            self.wakers.wake_except(None);
+        }
+        while self.asked.len() + self.received.len() > self.demand() {
+            let Some(token) = self.asked.pop_back() else {
+                break;
+            };
+            // False only if the passer already fulfilled it: its event
+            // brings the descriptor to `received`, for the next request.
             self.passer.cancel_recv(token);
         }
-        self.forget(&mut request.waiter);
     }
 
     fn settle(
@@ -895,6 +1150,12 @@ impl Driver {
     fn drive<R: Reactor>(&mut self, reactor: &mut R, driving: Option<usize>) {
         let fan_out = self.fan_out.clone();
         let mut cx = Context::from_waker(&fan_out);
+        // A receive was made in this call: the readiness it used may still be
+        // reported (async-io re-arms level-triggered), and watching for the
+        // peer's hang-up on it would cost a system call per message. The
+        // watch resumes at the next call, which every waiting task makes when
+        // the events of this one wake it.
+        let mut received = false;
         loop {
             let now = Instant::now();
             self.passer.handle_timeout(now);
@@ -906,6 +1167,13 @@ impl Driver {
             ] {
                 if want == Want::Idle {
                     continue;
+                }
+                if direction == Direction::Read {
+                    let watch_only = self.passer.outstanding_recvs() == 0;
+                    if watch_only && received {
+                        continue;
+                    }
+                    received |= !watch_only;
                 }
                 let passer = &mut self.passer;
                 let mut attempt = || handle(passer, direction, now) == Want::WhenReady;
@@ -945,10 +1213,13 @@ impl Driver {
             match event {
                 Event::Sent(token) => self.sent_through = Some(token),
                 Event::Received(token, fd) => {
-                    self.received_through = Some(token);
+                    if let Some(at) = self.asked.iter().position(|t| *t == token) {
+                        self.asked.remove(at);
+                    }
                     self.received.push_back(fd);
                 }
-                Event::Closed | Event::Failed(_) => {}
+                // The passer dropped its outstanding requests.
+                Event::Closed | Event::Failed(_) => self.asked.clear(),
             }
         }
         any
@@ -1003,16 +1274,28 @@ mod tests {
         }
     }
 
-    fn send_one(driver: &mut Driver) {
-        let (read_end, _write_end) = rustix::pipe::pipe().unwrap();
-        let token = driver.push_send(read_end).unwrap();
+    fn numbered(driver: &mut Driver, number: u8) {
+        use std::io::Write;
+        let (read_end, mut write_end) = std::io::pipe().unwrap();
+        write_end.write_all(&[number]).unwrap();
+        let token = driver.push_send(read_end.into()).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
         let sent = driver.poll_sent(&mut cx, &mut TryAlways, token, &mut Waiter::default());
         assert!(matches!(sent, Poll::Ready(Ok(()))));
     }
 
+    fn number_of(received: Poll<Result<Option<OwnedFd>, Error>>) -> u8 {
+        use std::io::Read;
+        let Poll::Ready(Ok(Some(fd))) = received else {
+            panic!("expected a descriptor, got {received:?}");
+        };
+        let mut byte = [0u8];
+        std::fs::File::from(fd).read_exact(&mut byte).unwrap();
+        byte[0]
+    }
+
     #[test]
-    fn a_receiver_whose_descriptor_another_took_asks_again() {
+    fn requests_are_served_in_the_order_they_were_made_not_polled() {
         let (a, b) = Passer::pair(Config::default()).unwrap();
         let (mut a, mut b) = (Driver::new(a), Driver::new(b));
         let mut cx = Context::from_waker(Waker::noop());
@@ -1021,14 +1304,46 @@ mod tests {
         assert!(b
             .poll_recv(&mut cx, &mut TryAlways, &mut first)
             .is_pending());
-        send_one(&mut a);
-        // Read for `first`'s request, taken by `second`.
+        numbered(&mut a, 1);
+        // Made later: it waits for the next descriptor, the first is `first`'s.
         let mut second = RecvRequest::default();
-        let taken = b.poll_recv(&mut cx, &mut TryAlways, &mut second);
-        assert!(matches!(taken, Poll::Ready(Ok(Some(_)))));
+        assert!(b
+            .poll_recv(&mut cx, &mut TryAlways, &mut second)
+            .is_pending());
+        numbered(&mut a, 2);
+        assert_eq!(
+            number_of(b.poll_recv(&mut cx, &mut TryAlways, &mut second)),
+            2
+        );
+        assert_eq!(
+            number_of(b.poll_recv(&mut cx, &mut TryAlways, &mut first)),
+            1
+        );
+        assert_eq!(b.passer().outstanding_recvs(), 0);
+    }
 
-        send_one(&mut a);
-        let next = b.poll_recv(&mut cx, &mut TryAlways, &mut first);
-        assert!(matches!(next, Poll::Ready(Ok(Some(_)))));
+    #[test]
+    fn a_dropped_request_hands_its_descriptor_to_the_next_in_line() {
+        let (a, b) = Passer::pair(Config::default()).unwrap();
+        let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut dropped = b.request_recv();
+        let mut next = b.request_recv();
+        let mut last = b.request_recv();
+        assert!(b.poll_recv(&mut cx, &mut TryAlways, &mut last).is_pending());
+        numbered(&mut a, 1);
+        numbered(&mut a, 2);
+        assert!(b.poll_recv(&mut cx, &mut TryAlways, &mut last).is_pending());
+        b.cancel_recv(&mut dropped);
+        assert_eq!(
+            number_of(b.poll_recv(&mut cx, &mut TryAlways, &mut last)),
+            2
+        );
+        assert_eq!(
+            number_of(b.poll_recv(&mut cx, &mut TryAlways, &mut next)),
+            1
+        );
+        // Every request is served or withdrawn: the passer reads for nobody.
+        assert_eq!(b.passer().outstanding_recvs(), 0);
     }
 }

@@ -1,0 +1,122 @@
+//! A passer learns of its peer's hang-up without a receive outstanding, and
+//! says truthfully how the connection ended.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use fdpass_core::{Config, Error, Event, Passer, Want};
+
+fn pipe_end() -> OwnedFd {
+    rustix::pipe::pipe().unwrap().0
+}
+
+fn events(passer: &mut Passer) -> Vec<Event> {
+    std::iter::from_fn(|| passer.poll_event()).collect()
+}
+
+fn watching(passer: Passer) -> Passer {
+    let mut passer = passer;
+    passer.watch_hangup(true);
+    passer
+}
+
+#[test]
+fn a_send_only_passer_learns_of_the_peers_orderly_hangup() {
+    let (a, b) = Passer::pair(Config::default()).unwrap();
+    let mut a = watching(a);
+    a.push_send(pipe_end()).unwrap();
+    a.handle_writable(Instant::now());
+    a.handle_readable(Instant::now());
+    assert!(matches!(events(&mut a)[..], [Event::Sent(_)]));
+    assert_eq!(
+        a.interest().read,
+        Want::WhenReady,
+        "watching, nothing to read yet"
+    );
+    // The peer reads what was sent, then closes.
+    let mut b = b;
+    b.push_recv().unwrap();
+    b.handle_readable(Instant::now());
+    drop(b);
+    a.handle_readable(Instant::now());
+    assert!(matches!(events(&mut a)[..], [Event::Closed]));
+    assert!(a.is_peer_closed());
+    assert_eq!(a.interest().read, Want::Idle);
+}
+
+#[test]
+fn a_peer_that_exits_with_our_descriptors_unread_is_a_failure_not_a_close() {
+    let (a, b) = Passer::pair(Config::default()).unwrap();
+    let mut a = watching(a);
+    a.push_send(pipe_end()).unwrap();
+    a.handle_writable(Instant::now());
+    drop(b); // what we sent is lost with it: Linux resets the connection
+    a.handle_readable(Instant::now());
+    let seen = events(&mut a);
+    assert!(
+        matches!(&seen[..], [Event::Sent(_), Event::Failed(Error::Io(e))]
+            if e.raw_os_error() == Some(rustix::io::Errno::CONNRESET.raw_os_error())),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn unasked_bytes_suspend_the_watch_so_a_level_triggered_loop_does_not_spin() {
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut a = watching(Passer::new(ours.into(), Config::default()).unwrap());
+    theirs.write_all(b"\0").unwrap();
+    a.handle_readable(Instant::now());
+    assert!(
+        events(&mut a).is_empty(),
+        "nothing was asked for, nothing is judged"
+    );
+    // A poll(2) loop would wait for POLLIN only while `interest` wants it.
+    assert_eq!(a.interest().read, Want::Idle);
+    // A request reads it (and finds a protocol error: a byte with no descriptor).
+    a.push_recv().unwrap();
+    assert_eq!(a.interest().read, Want::Now);
+    a.handle_readable(Instant::now());
+    assert!(matches!(
+        events(&mut a)[..],
+        [Event::Failed(Error::Protocol(_))]
+    ));
+}
+
+#[test]
+fn the_close_is_reported_only_after_the_descriptors_read_ahead_are_out() {
+    let (a, b) = Passer::pair(Config::default()).unwrap();
+    let (mut a, mut b) = (a, watching(b));
+    a.push_send_many((0..3).map(|_| pipe_end())).unwrap();
+    a.handle_writable(Instant::now());
+    drop(a);
+    b.push_recv().unwrap();
+    b.handle_readable(Instant::now()); // one message: one delivered, two read ahead
+    assert_eq!(
+        b.interest().read,
+        Want::WhenReady,
+        "watching, on the next readiness"
+    );
+    b.handle_readable(Instant::now()); // readable: the end, behind the message
+    assert!(
+        b.is_peer_closed(),
+        "the watch saw the end behind the message"
+    );
+    let seen = events(&mut b);
+    assert!(matches!(seen[..], [Event::Received(..)]), "{seen:?}");
+    assert!(b.try_recv().is_some());
+    assert!(events(&mut b).is_empty(), "one descriptor is still to come");
+    assert!(b.try_recv().is_some());
+    assert!(matches!(events(&mut b)[..], [Event::Closed]));
+    assert!(matches!(b.push_recv(), Err(Error::PeerClosed)));
+}
+
+#[test]
+fn without_the_watch_the_input_is_touched_only_for_requests() {
+    let (a, b) = Passer::pair(Config::default()).unwrap();
+    let mut a = a;
+    assert_eq!(a.interest().read, Want::Idle);
+    drop(b);
+    a.handle_readable(Instant::now());
+    assert!(events(&mut a).is_empty());
+}
