@@ -271,6 +271,45 @@ pub trait Sys {
     fn nofile_limit(&mut self) -> Option<u64> {
         None
     }
+
+    /// `recv(socket, buf, MSG_PEEK | MSG_DONTWAIT)`: how many bytes wait to
+    /// be read (at most `buf.len()`; 0 is the end of the stream), or the error
+    /// a read would meet (`EAGAIN`: nothing waits). There is no control
+    /// buffer, so nothing is installed and nothing is consumed: the message
+    /// and its descriptors stay queued (POSIX `recv`: "the data is treated as
+    /// unread"; Linux drops only the references it took for the peek, in
+    /// `unix_stream_read_generic` and `scm_recv` of `net/unix/af_unix.c` and
+    /// `net/core/scm.c`).
+    ///
+    /// The sentinel reservation looks first so that it frees and re-takes its
+    /// slots only when there is something to read. `None` for a seam that
+    /// does not model it (the default): the passer then reads without looking.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use rustix::io::Errno;
+    /// use fdpass_core::sys::{RecvMode, Sys, SystemCalls};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut sys = SystemCalls::default();
+    /// let (a, b) = fdpass_core::socket::pair()?;
+    /// assert_eq!(sys.peek_bytes(b.as_fd(), &mut [0u8; 4]), Some(Err(Errno::AGAIN)));
+    /// let (read_end, _write_end) = sys.pipe()?;
+    /// sys.sendmsg(a.as_fd(), &[0], &[read_end])?;
+    /// assert_eq!(sys.peek_bytes(b.as_fd(), &mut [0u8; 4]), Some(Ok(1)));
+    /// let mut fds = Vec::new();
+    /// sys.recvmsg(b.as_fd(), &mut [0u8; 1], 1, RecvMode::Take, &mut fds)?;
+    /// assert_eq!(fds.len(), 1); // the look took nothing
+    /// # Ok(()) }
+    /// ```
+    fn peek_bytes(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, Errno>> {
+        let _ = (socket, buf);
+        None
+    }
 }
 
 /// The real system calls, through rustix.
@@ -404,5 +443,14 @@ impl Sys for SystemCalls {
 
     fn nofile_limit(&mut self) -> Option<u64> {
         rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+
+    fn peek_bytes(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, Errno>> {
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        Some(rustix::net::recv(socket, buf, flags).map(|(_, waiting)| waiting))
     }
 }
