@@ -605,6 +605,56 @@ impl<'a> Report<'a> {
                 true,
             );
         }
+        // The sentinel reservation, at the default batch: what users get
+        // where the peek reservation cannot work.
+        let raw_cpu = Reference {
+            plain: self.cpu(Case::new(Imp::Raw, d, Recv::Plain)),
+            peek: self.cpu(Case::new(Imp::Raw, d, Recv::Peek)),
+        };
+        for imp in Imp::FDPASS {
+            let case = Case::new(imp, d, Recv::Sentinel);
+            row(
+                "sentinel batched ≥ 0.80× raw 253/msg",
+                case,
+                self.throughput(case),
+                raw253,
+                0.80,
+                false,
+            );
+        }
+        for imp in Imp::FDPASS {
+            let case = Case::new(imp, d, Recv::Sentinel);
+            row(
+                "sentinel CPU per fd ≤ 1.2× raw, same batch",
+                case,
+                self.cpu(case),
+                raw_cpu,
+                1.2,
+                true,
+            );
+        }
+        for imp in Imp::FDPASS {
+            let case = Case::new(imp, d, Recv::Sentinel);
+            row(
+                "sentinel round trip ≤ 1.5× raw",
+                case,
+                self.round_trip(case),
+                rtt,
+                1.5,
+                true,
+            );
+        }
+        for imp in Imp::FDPASS {
+            let case = Case::new(imp, d, Recv::Sentinel);
+            row(
+                "sentinel round trip ≤ 1.5× raw, on one processor",
+                case,
+                self.round_trip_pinned(case),
+                pinned,
+                1.5,
+                true,
+            );
+        }
 
         t.push_str(
             "\nThe main rows send each repetition with one `push_send_many` and receive in \

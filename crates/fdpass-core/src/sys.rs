@@ -277,9 +277,9 @@ pub trait Sys {
     /// a read would meet (`EAGAIN`: nothing waits). There is no control
     /// buffer, so nothing is installed and nothing is consumed: the message
     /// and its descriptors stay queued (POSIX `recv`: "the data is treated as
-    /// unread"; Linux drops only the references it took for the peek, in
-    /// `unix_stream_read_generic` and `scm_recv` of `net/unix/af_unix.c` and
-    /// `net/core/scm.c`).
+    /// unread"; Linux takes extra references for a peek and, finding no
+    /// control buffer, drops only those: `unix_stream_read_generic` in
+    /// `net/unix/af_unix.c`, `__scm_recv_common` in `include/net/scm.h`).
     ///
     /// The sentinel reservation looks first so that it frees and re-takes its
     /// slots only when there is something to read. `None` for a seam that
@@ -309,6 +309,31 @@ pub trait Sys {
     ) -> Option<Result<usize, Errno>> {
         let _ = (socket, buf);
         None
+    }
+
+    /// Closes every descriptor of `fds`, leaving it empty: the sentinel
+    /// reservation's slots, freed before each read. The default closes them
+    /// one by one through [`close`](Sys::close); [`SystemCalls`] closes each
+    /// run of consecutive numbers with one `close_range(2)` where the kernel
+    /// has it (Linux 5.9 and later) and the rest one by one.
+    ///
+    /// ```
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let mut sys = SystemCalls::default();
+    /// let (read_end, _write_end) = sys.pipe()?;
+    /// let mut slots = Vec::new();
+    /// for _ in 0..4 {
+    ///     slots.push(sys.dup(std::os::fd::AsFd::as_fd(&read_end))?);
+    /// }
+    /// sys.close_many(&mut slots);
+    /// assert!(slots.is_empty());
+    /// # Ok::<(), rustix::io::Errno>(())
+    /// ```
+    fn close_many(&mut self, fds: &mut Vec<OwnedFd>) {
+        for fd in fds.drain(..) {
+            self.close(fd);
+        }
     }
 }
 
@@ -452,5 +477,13 @@ impl Sys for SystemCalls {
     ) -> Option<Result<usize, Errno>> {
         let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
         Some(rustix::net::recv(socket, buf, flags).map(|(_, waiting)| waiting))
+    }
+
+    fn close_many(&mut self, fds: &mut Vec<OwnedFd>) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        crate::close_range::close_runs(fds);
+        for fd in fds.drain(..) {
+            self.close(fd);
+        }
     }
 }
