@@ -109,6 +109,8 @@
 #![warn(missing_docs)]
 
 pub mod child;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod close_range;
 mod config;
 pub mod disposal;
 pub mod driver;

@@ -87,12 +87,15 @@ impl Slots {
 
     /// Frees the held slots just before a `recvmsg`, so what arrives has room.
     pub(crate) fn release<S: Sys>(&mut self, sys: &mut S) {
-        let held = match self {
-            Slots::Peek { probes, .. } => probes,
-            Slots::Sentinel { slots, .. } => slots,
-        };
-        for fd in held.drain(..) {
-            sys.close(fd);
+        match self {
+            Slots::Peek { probes, .. } => {
+                for fd in probes.drain(..) {
+                    sys.close(fd);
+                }
+            }
+            // All of them at every read: runs of consecutive slots go in one
+            // call each where the seam can.
+            Slots::Sentinel { slots, .. } => sys.close_many(slots),
         }
     }
 

@@ -324,6 +324,70 @@ pub trait Sys {
     fn nofile_limit(&mut self) -> Option<u64> {
         None
     }
+
+    /// `recv(socket, buf, MSG_PEEK | MSG_DONTWAIT)`: how many bytes wait to
+    /// be read (at most `buf.len()`; 0 is the end of the stream), or the error
+    /// a read would meet (`EAGAIN`: nothing waits). There is no control
+    /// buffer, so nothing is installed and nothing is consumed: the message
+    /// and its descriptors stay queued (POSIX `recv`: "the data is treated as
+    /// unread"; Linux takes extra references for a peek and, finding no
+    /// control buffer, drops only those: `unix_stream_read_generic` in
+    /// `net/unix/af_unix.c`, `__scm_recv_common` in `include/net/scm.h`).
+    ///
+    /// The sentinel reservation looks first so that it frees and re-takes its
+    /// slots only when there is something to read. `None` for a seam that
+    /// does not model it (the default): the passer then reads without looking.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use rustix::io::Errno;
+    /// use fdpass_core::sys::{RecvMode, Sys, SystemCalls};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut sys = SystemCalls::default();
+    /// let (a, b) = fdpass_core::socket::pair()?;
+    /// assert_eq!(sys.peek_bytes(b.as_fd(), &mut [0u8; 4]), Some(Err(Errno::AGAIN)));
+    /// let (read_end, _write_end) = sys.pipe()?;
+    /// sys.sendmsg(a.as_fd(), &[0], &[read_end])?;
+    /// assert_eq!(sys.peek_bytes(b.as_fd(), &mut [0u8; 4]), Some(Ok(1)));
+    /// let mut fds = Vec::new();
+    /// sys.recvmsg(b.as_fd(), &mut [0u8; 1], 1, RecvMode::Take, &mut fds)?;
+    /// assert_eq!(fds.len(), 1); // the look took nothing
+    /// # Ok(()) }
+    /// ```
+    fn peek_bytes(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, Errno>> {
+        let _ = (socket, buf);
+        None
+    }
+
+    /// Closes every descriptor of `fds`, leaving it empty: the sentinel
+    /// reservation's slots, freed before each read. The default closes them
+    /// one by one through [`close`](Sys::close); [`SystemCalls`] closes each
+    /// run of consecutive numbers with one `close_range(2)` where the kernel
+    /// has it (Linux 5.9 and later) and the rest one by one.
+    ///
+    /// ```
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let mut sys = SystemCalls::default();
+    /// let (read_end, _write_end) = sys.pipe()?;
+    /// let mut slots = Vec::new();
+    /// for _ in 0..4 {
+    ///     slots.push(sys.dup(std::os::fd::AsFd::as_fd(&read_end))?);
+    /// }
+    /// sys.close_many(&mut slots);
+    /// assert!(slots.is_empty());
+    /// # Ok::<(), rustix::io::Errno>(())
+    /// ```
+    fn close_many(&mut self, fds: &mut Vec<OwnedFd>) {
+        for fd in fds.drain(..) {
+            self.close(fd);
+        }
+    }
 }
 
 /// The real system calls, through rustix.
@@ -465,5 +529,22 @@ impl Sys for SystemCalls {
 
     fn nofile_limit(&mut self) -> Option<u64> {
         rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+
+    fn peek_bytes(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, Errno>> {
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        Some(rustix::net::recv(socket, buf, flags).map(|(_, waiting)| waiting))
+    }
+
+    fn close_many(&mut self, fds: &mut Vec<OwnedFd>) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        crate::close_range::close_runs(fds);
+        for fd in fds.drain(..) {
+            self.close(fd);
+        }
     }
 }

@@ -629,3 +629,54 @@ fn listener_scenarios() {
     let mut b = Passer::new(server.unwrap(), Config::default()).unwrap();
     transfer(&mut a, &mut b, [20, 20], 8);
 }
+
+/// Descriptors in this process's table that are ends of the pipes `inodes`
+/// name (read from `/proc/self/fd`, so other threads' descriptors do not
+/// count).
+fn ends_of(inodes: &[u64]) -> usize {
+    let links: Vec<String> = inodes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| links.iter().any(|l| target.as_os_str() == l.as_str()))
+        .count()
+}
+
+/// What the sentinel reservation relies on when it looks before freeing its
+/// slots: a `MSG_PEEK` with no control buffer installs none of the waiting
+/// descriptors and leaves all of them for the read.
+#[test]
+fn a_look_before_reading_installs_and_consumes_nothing() {
+    use fdpass_core::sys::{RecvMode, Sys, SystemCalls};
+    use std::os::fd::AsFd;
+
+    let mut sys = SystemCalls::default();
+    let (a, b) = fdpass_core::socket::pair().unwrap();
+    let mut inodes = Vec::new();
+    let mut read_ends = Vec::new();
+    for n in 0..3 {
+        let read_end = numbered_pipe(n);
+        inodes.push(rustix::fs::fstat(&read_end).unwrap().st_ino);
+        read_ends.push(read_end);
+    }
+    sys.sendmsg(a.as_fd(), &[0; 3], &read_ends).unwrap();
+    drop(read_ends);
+    assert_eq!(ends_of(&inodes), 0, "only the kernel holds them");
+    for _ in 0..10 {
+        assert_eq!(sys.peek_bytes(b.as_fd(), &mut [0u8; 1]), Some(Ok(1)));
+        assert_eq!(sys.peek_bytes(b.as_fd(), &mut [0u8; 8]), Some(Ok(3)));
+    }
+    assert_eq!(ends_of(&inodes), 0, "a look installed descriptors");
+    let mut fds = Vec::new();
+    let got = sys
+        .recvmsg(b.as_fd(), &mut [0u8; 3], 3, RecvMode::Take, &mut fds)
+        .unwrap();
+    assert_eq!((got.bytes, got.truncated_control), (3, false));
+    assert_eq!(ends_of(&inodes), 3);
+    let numbers: Vec<u64> = fds.into_iter().map(read_number).collect();
+    assert_eq!(numbers, [0, 1, 2]);
+    assert_eq!(
+        sys.peek_bytes(b.as_fd(), &mut [0u8; 1]),
+        Some(Err(rustix::io::Errno::AGAIN))
+    );
+}

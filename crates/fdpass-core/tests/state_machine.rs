@@ -401,6 +401,137 @@ fn spurious_readiness_keeps_sentinel_reservation() {
     fake.finish();
 }
 
+/// Slots B's sentinel freed or took so far: every `dup` and every close of
+/// a slot (a duplicate of its origin, the pipe's read end).
+fn slot_churn(fake: &Fake) -> usize {
+    let dups = count_kind(fake, Side::B, CallKind::Dup);
+    let closes = fake
+        .closed_by(Side::B)
+        .iter()
+        .filter(|l| **l == Label::Named("pipe-read-b".into()))
+        .count();
+    dups + closes
+}
+
+#[test]
+fn sentinel_frees_no_slot_while_nothing_waits() {
+    const MAX: usize = 128;
+    let fake = Fake::new("sentinel_frees_no_slot_while_nothing_waits");
+    let mut clock = Clock::new();
+    let (mut a, mut b) = pair(&fake, Reservation::Sentinel, MAX);
+    let idle = slot_churn(&fake);
+    push_recvs(&mut b, 1);
+    for _ in 0..5 {
+        b.handle_readable(clock.now());
+        assert_eq!(b.interest().read, Want::WhenReady);
+    }
+    assert_eq!(slot_churn(&fake), idle, "slots freed while nothing waits");
+    assert_eq!(b.held_descriptors(), MAX + 1);
+
+    // A message: the slots are freed and re-taken once, for its read.
+    let seqs = push_sends(&fake, Side::A, &mut a, 1);
+    a.handle_writable(clock.advance(ms(1)));
+    b.handle_readable(clock.now());
+    assert_eq!(events(&fake, Side::B, &mut b).seqs(), seqs);
+    assert_eq!(slot_churn(&fake), idle + 2 * MAX, "one release and re-take");
+    assert_eq!(b.held_descriptors(), MAX + 1);
+    drop((a, b));
+    fake.finish();
+}
+
+#[test]
+fn sentinel_survives_a_look_that_lies() {
+    const MAX: usize = 3;
+    let fake = Fake::new("sentinel_survives_a_look_that_lies");
+    let mut clock = Clock::new();
+    let (mut a, mut b) = pair(&fake, Reservation::Sentinel, MAX);
+    let tokens = push_recvs(&mut b, 4);
+
+    // Something waits, says the look; the read finds nothing.
+    fake.on_peek_bytes(Side::B, Ok(2));
+    b.handle_readable(clock.now());
+    assert_eq!(b.interest().read, Want::WhenReady);
+    assert_eq!(b.held_descriptors(), MAX + 1, "reservation whole");
+    assert!(b.poll_event().is_none());
+
+    // Nothing waits, says the look, while a message does: no read yet, and
+    // the next readiness reads it.
+    let seqs = push_sends(&fake, Side::A, &mut a, MAX);
+    a.handle_writable(clock.advance(ms(1)));
+    fake.on_peek_bytes(Side::B, Err(Errno::AGAIN));
+    b.handle_readable(clock.now());
+    assert_eq!(b.interest().read, Want::WhenReady);
+    assert_eq!(fake.queued_bytes(Side::B), MAX, "nothing read");
+    b.handle_readable(clock.now());
+    assert_eq!(events(&fake, Side::B, &mut b).seqs(), seqs);
+
+    // One byte, says the look, of a message of three: all three arrive,
+    // into a table with no room but the reservation.
+    let seqs = push_sends(&fake, Side::A, &mut a, MAX);
+    a.handle_writable(clock.advance(ms(1)));
+    fake.set_limit(Side::B, Some(fake.table_len(Side::B)));
+    fake.on_peek_bytes(Side::B, Ok(1));
+    b.handle_readable(clock.now());
+    let seen = events(&fake, Side::B, &mut b);
+    assert_eq!(seen.seqs(), seqs[..1]);
+    assert_eq!(
+        b.try_recv()
+            .map(|(_, fd)| fake.app_close(Side::B, fd).seq()),
+        Some(Some(seqs[1]))
+    );
+    // The table had no room to re-take the slots: they come back at the
+    // retry, once there is room.
+    fake.set_limit(Side::B, None);
+    let retry = b.poll_timeout().expect("a retry to re-take the slots");
+    b.handle_timeout(clock.advance(retry - clock.now()));
+    assert_eq!(
+        b.held_descriptors(),
+        MAX + 1 + 1,
+        "the third waits, read ahead"
+    );
+    drop(tokens);
+
+    // The look fails: that is the passer's failure, and it holds nothing.
+    fake.on_peek_bytes(Side::B, Err(Errno::CONNRESET));
+    push_recvs(&mut b, 2);
+    b.handle_readable(clock.now());
+    let seen = events(&fake, Side::B, &mut b);
+    assert_eq!(seen.seqs(), seqs[2..]);
+    assert_failed_with(&seen, |e| {
+        errno_of(e) == Some(Errno::CONNRESET.raw_os_error())
+    });
+    assert_eq!(b.held_descriptors(), 0);
+    drop((a, b));
+    fake.finish();
+}
+
+#[test]
+fn sentinel_partial_write_into_full_table_loses_nothing() {
+    const MAX: usize = 5;
+    let fake = Fake::new("sentinel_partial_write_into_full_table_loses_nothing");
+    let mut clock = Clock::new();
+    let (mut a, mut b) = pair(&fake, Reservation::Sentinel, MAX);
+    // The kernel takes all five descriptors with one byte of five.
+    fake.on_send(Side::A, SendStep::Take(1));
+    let seqs = push_sends(&fake, Side::A, &mut a, MAX);
+    a.handle_writable(clock.now());
+    assert_eq!(a.queued_sends(), 0);
+    fake.set_limit(Side::B, Some(fake.table_len(Side::B)));
+    push_recvs(&mut b, MAX);
+    b.handle_readable(clock.now());
+    a.handle_writable(clock.advance(ms(1))); // the four owed bytes
+    b.handle_readable(clock.now());
+    let seen = events(&fake, Side::B, &mut b);
+    assert!(seen.failed.is_empty(), "{seen:?}");
+    assert_eq!(seen.seqs(), seqs);
+    fake.set_limit(Side::B, None);
+    let retry = b.poll_timeout().expect("a retry to re-take the slots");
+    b.handle_timeout(clock.advance(retry - clock.now()));
+    assert_eq!(b.held_descriptors(), MAX + 1);
+    drop((a, b));
+    fake.finish();
+}
+
 #[test]
 fn full_table_delays_but_never_loses() {
     // Scripted: a peek installs 2 of 3 descriptors and the probe finds no slot.
@@ -1111,7 +1242,7 @@ fn faults_for(kind: CallKind) -> &'static [(Errno, bool)] {
             (Errno::CONNRESET, false),
         ],
         CallKind::Recvmsg(RecvMode::Discard) => &[(Errno::INTR, true), (Errno::CONNRESET, false)],
-        CallKind::Recvmsg(_) => &[
+        CallKind::Recvmsg(_) | CallKind::PeekBytes => &[
             (Errno::AGAIN, true),
             (Errno::INTR, true),
             (Errno::CONNRESET, false),

@@ -864,6 +864,15 @@ impl Sys for CountingSys {
     fn nofile_limit(&mut self) -> Option<u64> {
         self.inner.nofile_limit()
     }
+
+    fn peek_bytes(
+        &mut self,
+        socket: std::os::fd::BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, Errno>> {
+        let result = self.inner.peek_bytes(socket, buf)?;
+        Some(self.count(result))
+    }
 }
 
 /// A process installs a SIGUSR1 handler without `SA_RESTART`; another

@@ -503,6 +503,33 @@ impl Sys for ScriptedSys {
         Ok(received)
     }
 
+    /// Looks at the next scripted read: a failure is its answer too (and
+    /// used up, recorded as that read), a message waits (its bytes, not used
+    /// up), and with none queued nothing waits (`EAGAIN`, recorded).
+    fn peek_bytes(
+        &mut self,
+        _socket: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, Errno>> {
+        let mut world = self.0.borrow_mut();
+        if !world.count_call() {
+            return Some(Err(Errno::AGAIN));
+        }
+        let failure = match world.recv.front() {
+            Some(RecvAnswer::Msg(msg)) => return Some(Ok(msg.bytes.min(buf.len()))),
+            Some(RecvAnswer::Fail(errno)) => *errno,
+            None => Errno::AGAIN,
+        };
+        world.recv.pop_front();
+        let first = world.next_installed;
+        world.reads.push(Read {
+            result: Err(failure),
+            installed: 0,
+            first,
+        });
+        Some(Err(failure))
+    }
+
     fn dup(&mut self, _fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
         let mut world = self.0.borrow_mut();
         if !world.count_call() {

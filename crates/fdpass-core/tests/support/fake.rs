@@ -148,6 +148,8 @@ impl RecvStep {
 pub enum CallKind {
     Sendmsg,
     Recvmsg(RecvMode),
+    /// `recv(MSG_PEEK)` with no control buffer ([`Sys::peek_bytes`]).
+    PeekBytes,
     Dup,
     Close,
     SetNonblocking,
@@ -171,6 +173,11 @@ pub enum Call {
         max_fds: usize,
         result: Result<Received, Errno>,
         installed: Vec<Label>,
+    },
+    PeekBytes {
+        side: Side,
+        buf: usize,
+        result: Result<usize, Errno>,
     },
     Dup {
         side: Side,
@@ -203,6 +210,7 @@ impl Call {
         match self {
             Call::Sendmsg { side, .. }
             | Call::Recvmsg { side, .. }
+            | Call::PeekBytes { side, .. }
             | Call::Dup { side, .. }
             | Call::Close { side, .. }
             | Call::SetNonblocking { side, .. }
@@ -215,6 +223,7 @@ impl Call {
         match self {
             Call::Sendmsg { .. } => CallKind::Sendmsg,
             Call::Recvmsg { mode, .. } => CallKind::Recvmsg(*mode),
+            Call::PeekBytes { .. } => CallKind::PeekBytes,
             Call::Dup { .. } => CallKind::Dup,
             Call::Close { .. } => CallKind::Close,
             Call::SetNonblocking { .. } => CallKind::SetNonblocking,
@@ -231,6 +240,8 @@ struct Script {
     recv: VecDeque<RecvStep>,
     /// For the `Discard` read that consumes a peeked message.
     discard: VecDeque<RecvStep>,
+    /// For the look before a read ([`Sys::peek_bytes`]).
+    peek_bytes: VecDeque<Result<usize, Errno>>,
     dup: VecDeque<Errno>,
     set_nonblocking: VecDeque<Errno>,
     pipe: VecDeque<Errno>,
@@ -540,6 +551,29 @@ impl World {
         Ok(got)
     }
 
+    /// The kernel's side of a `MSG_PEEK` with no control buffer: the bytes
+    /// the next read would return, up to `buf` (joined up to and including
+    /// the first segment with descriptors, as `sim_recv` reads); nothing is
+    /// installed or consumed.
+    fn sim_peek_bytes(&self, side: Side, buf: usize) -> Result<usize, Errno> {
+        let stream = &self.streams[side.index()];
+        if stream.segments.is_empty() {
+            return if stream.writer_gone {
+                Ok(0)
+            } else {
+                Err(Errno::AGAIN)
+            };
+        }
+        let mut copied = 0;
+        for segment in &stream.segments {
+            copied += segment.len.min(buf - copied);
+            if !segment.fds.is_empty() || copied == buf {
+                break;
+            }
+        }
+        Ok(copied)
+    }
+
     fn hang_up(&mut self, side: Side, purge: bool) {
         self.streams[side.peer().index()].writer_gone = true;
         let incoming = &mut self.streams[side.index()];
@@ -644,6 +678,41 @@ impl Sys for FakeSys {
             installed,
         });
         result
+    }
+
+    /// A scripted answer for the look comes first; then a scripted failure
+    /// queued for the next read is the answer to the look as well (and used
+    /// up by it); a scripted message is looked at, not used up; otherwise the
+    /// simulated stream answers.
+    fn peek_bytes(
+        &mut self,
+        _socket: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, Errno>> {
+        let side = self.side;
+        let mut w = self.world.borrow_mut();
+        let result = match w.planted_fault() {
+            Some(errno) => Err(errno),
+            None if !w.side(side).script.peek_bytes.is_empty() => {
+                let answer = w.side(side).script.peek_bytes.pop_front();
+                answer.expect("not empty").map(|n| n.min(buf.len()))
+            }
+            None => match w.side(side).script.recv.front() {
+                Some(RecvStep::Fail(errno)) => {
+                    let errno = *errno;
+                    w.side(side).script.recv.pop_front();
+                    Err(errno)
+                }
+                Some(RecvStep::Answer(msg)) => Ok(msg.bytes.min(buf.len())),
+                None => w.sim_peek_bytes(side, buf.len()),
+            },
+        };
+        w.record(Call::PeekBytes {
+            side,
+            buf: buf.len(),
+            result,
+        });
+        Some(result)
     }
 
     fn dup(&mut self, fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
@@ -923,6 +992,17 @@ impl Fake {
         self.0.borrow_mut().side(side).script.recv.push_back(step);
     }
 
+    /// The answer to the next look before a read ([`Sys::peek_bytes`]),
+    /// whatever the stream holds.
+    pub fn on_peek_bytes(&self, side: Side, answer: Result<usize, Errno>) {
+        self.0
+            .borrow_mut()
+            .side(side)
+            .script
+            .peek_bytes
+            .push_back(answer);
+    }
+
     pub fn on_discard(&self, side: Side, step: RecvStep) {
         self.0
             .borrow_mut()
@@ -968,6 +1048,7 @@ impl Fake {
                 s.send.len()
                     + s.recv.len()
                     + s.discard.len()
+                    + s.peek_bytes.len()
                     + s.dup.len()
                     + s.set_nonblocking.len()
                     + s.pipe.len()
