@@ -356,7 +356,10 @@ impl Oracle {
             Ok(got) => got,
         };
         let fds = read.installed;
-        if got.bytes == 0 && fds == 0 && !got.truncated_control {
+        // The end of the stream carries nothing: no control data and no
+        // truncation, which make even 0 bytes a message.
+        let flagged = got.truncated_control || got.truncated_data || got.foreign_control;
+        if got.bytes == 0 && fds == 0 && !flagged {
             return Verdict::End;
         }
         let max = self.max;
