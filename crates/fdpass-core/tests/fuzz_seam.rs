@@ -1,6 +1,6 @@
-//! Fuzzing the passer through its system-call seam, with proptest (the
-//! toolchain is stable, so coverage-guided fuzzers are out; this runs in every
-//! `cargo test`).
+//! Fuzzing the passer through its system-call seam, with proptest, in every
+//! `cargo test` (the coverage-guided targets in `fuzz/` need `cargo fuzz` and
+//! run separately).
 //!
 //! A case is a configuration (strategy, limit, retry policy, faults while
 //! constructing) and a sequence of inputs: answers queued for the scripted
