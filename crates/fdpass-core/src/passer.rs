@@ -723,14 +723,17 @@ impl<S: Sys> Passer<S> {
             Err(Errno::INTR) => return,
             Err(e) => return self.fail_with_fds(e.into()),
         };
-        if got.bytes == 0 && self.fds.is_empty() && !got.truncated_control {
-            return self.on_peer_closed();
-        }
+        // Control data and truncation first: 0 bytes with either is a
+        // message (a zero-length record, with SO_PASSCRED, carries the
+        // sender's credentials), while the end of the stream carries nothing.
         if got.foreign_control {
             return self.fail_with_fds(ProtocolError::ForeignControlMessage.into());
         }
         if got.truncated_data {
             return self.fail_with_fds(ProtocolError::MessageTooLong { limit: max }.into());
+        }
+        if got.bytes == 0 && self.fds.is_empty() && !got.truncated_control {
+            return self.on_peer_closed();
         }
         if self.fds.len() > max {
             // Control space is rounded up for alignment, so the kernel can

@@ -1,6 +1,6 @@
-//! Fuzzing the passer through its system-call seam, with proptest (the
-//! toolchain is stable, so coverage-guided fuzzers are out; this runs in every
-//! `cargo test`).
+//! Fuzzing the passer through its system-call seam, with proptest, in every
+//! `cargo test` (the coverage-guided targets in `fuzz/` need `cargo fuzz` and
+//! run separately).
 //!
 //! A case is a configuration (strategy, limit, retry policy, faults while
 //! constructing) and a sequence of inputs: answers queued for the scripted
@@ -356,7 +356,10 @@ impl Oracle {
             Ok(got) => got,
         };
         let fds = read.installed;
-        if got.bytes == 0 && fds == 0 && !got.truncated_control {
+        // The end of the stream carries nothing: no control data and no
+        // truncation, which make even 0 bytes a message.
+        let flagged = got.truncated_control || got.truncated_data || got.foreign_control;
+        if got.bytes == 0 && fds == 0 && !flagged {
             return Verdict::End;
         }
         let max = self.max;

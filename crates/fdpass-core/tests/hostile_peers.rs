@@ -588,6 +588,35 @@ fn seqpacket_empty_records_sentinel() {
     seqpacket_empty_records(Reservation::Sentinel);
 }
 
+/// With `SO_PASSCRED` on the passer's socket, even a zero-length record
+/// arrives with the sender's credentials. Its 0 bytes look like the end of
+/// the stream, but an end carries no control data: the record is a foreign
+/// control message, not an orderly close.
+fn empty_record_with_credentials(reservation: Reservation) {
+    let (peer, socket) = seqpacket();
+    rustix::net::sockopt::set_socket_passcred(&socket, true).unwrap();
+    let mut passer = Passer::new(socket, config(reservation, 4)).unwrap();
+    let raw = Raw {
+        bytes: &[],
+        fds: &[],
+        credentials: false,
+    };
+    assert_eq!(send_raw(&peer, raw), Ok(0));
+    let outcome = run(&mut passer, 1, None);
+    assert!(!passer.is_peer_closed(), "{outcome:?}");
+    assert_failed(&outcome, &mut passer, ProtocolError::ForeignControlMessage);
+}
+
+#[test]
+fn an_empty_record_with_credentials_is_foreign_not_an_end_peek() {
+    empty_record_with_credentials(Reservation::Peek);
+}
+
+#[test]
+fn an_empty_record_with_credentials_is_foreign_not_an_end_sentinel() {
+    empty_record_with_credentials(Reservation::Sentinel);
+}
+
 // ---- a peer that dies with descriptors unread ----
 
 /// The peer closes while descriptors the passer sent wait unread in its
