@@ -46,17 +46,36 @@ fn a_send_only_passer_learns_of_the_peers_orderly_hangup() {
 }
 
 #[test]
-fn a_peer_that_exits_with_our_descriptors_unread_is_a_failure_not_a_close() {
-    let (a, b) = Passer::pair(Config::default()).unwrap();
-    let mut a = watching(a);
+fn a_peer_whose_socket_dies_with_our_descriptors_unread_is_a_failure_not_a_close() {
+    // A peer that is not a passer (or a process that dies) releases its
+    // socket with what we sent unread: Linux resets the connection.
+    let (ours, theirs) = fdpass_core::socket::pair().unwrap();
+    let mut a = watching(Passer::new(ours, Config::default()).unwrap());
     a.push_send(pipe_end()).unwrap();
     a.handle_writable(Instant::now());
-    drop(b); // what we sent is lost with it: Linux resets the connection
+    drop(theirs); // what we sent is lost with it
     a.handle_readable(Instant::now());
     let seen = events(&mut a);
     assert!(
         matches!(&seen[..], [Event::Sent(_), Event::Failed(Error::Io(e))]
             if e.raw_os_error() == Some(rustix::io::Errno::CONNRESET.raw_os_error())),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_peer_passer_dropped_with_our_descriptors_unread_reads_as_an_orderly_close() {
+    // A passer's release is orderly whatever it left unread (see
+    // `disposal`): the peer is told `Closed`, not a reset.
+    let (a, b) = Passer::pair(Config::default()).unwrap();
+    let mut a = watching(a);
+    a.push_send(pipe_end()).unwrap();
+    a.handle_writable(Instant::now());
+    drop(b);
+    a.handle_readable(Instant::now());
+    let seen = events(&mut a);
+    assert!(
+        matches!(&seen[..], [Event::Sent(_), Event::Closed]),
         "{seen:?}"
     );
 }

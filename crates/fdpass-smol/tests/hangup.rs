@@ -25,11 +25,26 @@ fn a_send_only_passer_learns_of_the_peers_orderly_hangup() {
 }
 
 #[test]
-fn a_peer_gone_with_our_descriptors_unread_is_reported_as_a_failure() {
+fn a_peer_passer_dropped_with_our_descriptors_unread_reads_as_an_orderly_close() {
     smol::block_on(within(60, async {
         let (a, b) = Passer::pair()?;
         a.send(pipe_with(1)).await?;
         drop(b);
+        a.closed().await?;
+        Ok::<_, Error>(())
+    }))
+    .unwrap();
+}
+
+#[test]
+fn a_peer_gone_with_our_descriptors_unread_is_reported_as_a_failure() {
+    smol::block_on(within(60, async {
+        // The kernel releases the peer's socket with what we sent unread (a
+        // crashed process, or a peer that is not a passer): a reset.
+        let (ours, theirs) = fdpass_core::socket::pair().map_err(Error::from)?;
+        let a = Passer::new(ours)?;
+        a.send(pipe_with(1)).await?;
+        drop(theirs);
         let err = a.closed().await.unwrap_err();
         assert!(is_errno(&err, rustix::io::Errno::CONNRESET), "{err}");
         Ok::<_, Error>(())
