@@ -205,6 +205,9 @@ fn take_slots<S: Sys>(
         match sys.dup(from) {
             Ok(fd) => held.push(fd),
             Err(Errno::MFILE | Errno::NFILE) => return Ok(Room::Full),
+            // `F_DUPFD` from 0 fails with `EINVAL` only when the soft
+            // `RLIMIT_NOFILE` is 0 (fcntl(2)): no slot at all, a full table.
+            Err(Errno::INVAL) => return Ok(Room::Full),
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e),
         }

@@ -469,3 +469,73 @@ fn receive_a_little_then_exit() {
     // destructor: as abrupt as a crash, as far as the socket is concerned.
     std::process::exit(0);
 }
+
+/// A soft limit of 0 leaves no slot at all: `F_DUPFD` then says `EINVAL`
+/// (`fcntl(2)`: the argument is not below `RLIMIT_NOFILE`), not `EMFILE`.
+/// It is a full table like any other: delivery waits and nothing fails.
+#[test]
+fn a_descriptor_limit_of_zero_delays_delivery_and_never_fails() {
+    const NAME: &str = "a_descriptor_limit_of_zero_delays_delivery_and_never_fails";
+    if common::role().as_deref() == Some("zero-limit") {
+        for reservation in [Reservation::Sentinel, Reservation::Peek] {
+            receive_under_a_zero_limit(reservation);
+        }
+        println!("RESULT ok");
+        return;
+    }
+    let output = self_command(NAME, "zero-limit").output().unwrap();
+    assert_eq!(results(&output), ["ok"]);
+}
+
+fn receive_under_a_zero_limit(reservation: Reservation) {
+    let (mut sender, mut receiver) = Passer::pair(config(reservation, 1)).unwrap();
+    let (read_end, _write_end) = rustix::pipe::pipe().unwrap();
+    sender.push_send(read_end).unwrap();
+    sender.handle_writable(Instant::now());
+    receiver.push_recv().unwrap();
+
+    let saved = getrlimit(Resource::Nofile);
+    let zero = Rlimit {
+        current: Some(0),
+        maximum: saved.maximum,
+    };
+    setrlimit(Resource::Nofile, zero).unwrap();
+    // Read, then run every retry that falls due, all under the zero limit.
+    let mut now = Instant::now();
+    let mut seen = Vec::new();
+    receiver.handle_readable(now);
+    for _ in 0..3 {
+        seen.extend(std::iter::from_fn(|| receiver.poll_event()));
+        let Some(due) = receiver.poll_timeout() else {
+            break;
+        };
+        now = due;
+        receiver.handle_timeout(now);
+        receiver.handle_readable(now);
+    }
+    seen.extend(std::iter::from_fn(|| receiver.poll_event()));
+    let waiting = receiver.poll_timeout();
+    setrlimit(Resource::Nofile, saved).unwrap();
+    assert!(
+        seen.is_empty(),
+        "{reservation:?} under a zero limit: {seen:?}"
+    );
+    assert!(waiting.is_some(), "{reservation:?}: no retry scheduled");
+
+    // With room again, the descriptor arrives.
+    for _ in 0..50 {
+        if let Some(due) = receiver.poll_timeout() {
+            now = now.max(due);
+        }
+        receiver.handle_timeout(now);
+        receiver.handle_readable(now);
+        if let Some(event) = receiver.poll_event() {
+            assert!(
+                matches!(event, Event::Received(..)),
+                "{reservation:?}: {event:?}"
+            );
+            return;
+        }
+    }
+    panic!("{reservation:?}: nothing arrived after the limit was restored");
+}
