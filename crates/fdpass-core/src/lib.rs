@@ -109,6 +109,8 @@ pub mod driver;
 mod error;
 mod event;
 mod passer;
+mod peek_probe;
+mod platform;
 mod recv_queue;
 mod reservation;
 mod retry;

@@ -182,12 +182,15 @@ impl Passer {
         Passer::new(fdpass_core::socket::connect(path)?)
     }
 
-    /// The settings this passer was created with.
+    /// The settings this passer was created with, with
+    /// [`Reservation::Auto`](crate::Reservation::Auto) resolved.
     ///
     /// ```
+    /// use fdpass_mio::{Config, Reservation};
     /// # fn main() -> Result<(), fdpass_mio::Error> {
     /// let (a, _b) = fdpass_mio::Passer::pair()?;
-    /// assert_eq!(*a.config(), fdpass_mio::Config::default());
+    /// let resolved = Config::default().with_reservation(Reservation::lossless_here());
+    /// assert_eq!(*a.config(), resolved);
     /// # Ok(()) }
     /// ```
     pub fn config(&self) -> &Config {
