@@ -90,7 +90,8 @@
 //! 4. Every descriptor the passer holds is closed exactly once, on success,
 //!    failure, close or drop.
 //! 5. Received descriptors are close-on-exec, set atomically
-//!    (`MSG_CMSG_CLOEXEC`).
+//!    (`MSG_CMSG_CLOEXEC`) where the system has the flag; on macOS and
+//!    illumos `FD_CLOEXEC` is set right after `recvmsg`, which is not atomic.
 //! 6. Bad input from the peer is a typed [`Error::Protocol`], never a panic or
 //!    a leak, and the passer never reads more than the outstanding requests
 //!    plus one message.
