@@ -46,7 +46,8 @@ pub(crate) fn socketpair(atomicity: Atomicity) -> Result<(OwnedFd, OwnedFd), Err
             None,
         );
     }
-    let _ = atomicity;
+    #[cfg(target_vendor = "apple")]
+    let _ = atomicity; // macOS has only the way below
     let (a, b) = rustix::net::socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -68,7 +69,8 @@ pub(crate) fn socket(atomicity: Atomicity, nonblocking: bool) -> Result<OwnedFd,
         }
         return rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None);
     }
-    let _ = atomicity;
+    #[cfg(target_vendor = "apple")]
+    let _ = atomicity; // macOS has only the way below
     let socket = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None)?;
     set_cloexec(&socket)?;
     if nonblocking {
@@ -83,7 +85,8 @@ pub(crate) fn accept(atomicity: Atomicity, listener: impl AsFd) -> Result<OwnedF
     if atomicity == Atomicity::AtCreation {
         return rustix::net::accept_with(listener, rustix::net::SocketFlags::CLOEXEC);
     }
-    let _ = atomicity;
+    #[cfg(target_vendor = "apple")]
+    let _ = atomicity; // macOS has only the way below
     let socket = rustix::net::accept(listener)?;
     set_cloexec(&socket)?;
     Ok(socket)
@@ -96,7 +99,8 @@ pub(crate) fn pipe(atomicity: Atomicity) -> Result<(OwnedFd, OwnedFd), Errno> {
     if atomicity == Atomicity::AtCreation {
         return rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
     }
-    let _ = atomicity;
+    #[cfg(target_vendor = "apple")]
+    let _ = atomicity; // macOS has only the way below
     let (read_end, write_end) = rustix::pipe::pipe()?;
     set_cloexec(&read_end)?;
     set_cloexec(&write_end)?;
