@@ -53,6 +53,25 @@ pub use crate::process::{ChildProcess, Ctx, Finished, Results};
 /// failure: nothing ever waits for it to pass.
 pub const OVERALL: Duration = Duration::from_secs(60);
 
+/// Where the system calls this build runs on cannot honour the peek
+/// reservation (the portable paths, or a kernel that does not keep a peeked
+/// message's descriptors queued), asking `A` for it must be refused when the
+/// passer is built, with [`Error::InvalidConfig`]: checks that and returns
+/// `true`, and a peek scenario has nothing more to run. Returns `false` where
+/// the peek reservation is available.
+pub fn peek_refused_here<A: Adapter>(config: Config) -> bool {
+    use fdpass_core::sys::{Sys, SystemCalls};
+    if SystemCalls::default().peek_is_lossless() {
+        return false;
+    }
+    let (ours, _theirs) = fdpass_core::socket::pair().expect("socketpair");
+    match A::new(ours, config) {
+        Err(Error::InvalidConfig(_)) => true,
+        Err(e) => panic!("peek where it is not lossless: {e}, not an InvalidConfig"),
+        Ok(_) => panic!("a passer was built with the peek reservation where it is not lossless"),
+    }
+}
+
 /// An fdpass adapter seen from outside its event loop: every call blocks the
 /// calling thread until the operation is done, driving the adapter's own
 /// runtime or loop meanwhile.

@@ -227,10 +227,10 @@ fn drive_until(
 /// A pipe with `message` written into it and its write end closed: the read
 /// end is what we pass, and its reader sees the message, then end-of-file.
 fn message_pipe(message: &str) -> Result<OwnedFd, BoxError> {
-    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    // A message this short fits in the pipe's buffer: the write never blocks.
-    File::from(write_end).write_all(message.as_bytes())?;
-    Ok(read_end)
+    let (read_end, mut write_end) = std::io::pipe()?; // close-on-exec on every system
+                                                      // A message this short fits in the pipe's buffer: the write never blocks.
+    write_end.write_all(message.as_bytes())?;
+    Ok(OwnedFd::from(read_end))
 }
 
 fn read_message(fd: OwnedFd) -> Result<String, BoxError> {

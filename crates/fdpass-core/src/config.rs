@@ -16,15 +16,21 @@ pub const SCM_MAX_FD: usize = 253;
 
 /// How a passer makes sure a received descriptor always has a free slot in the
 /// descriptor table, so that a full table delays delivery instead of losing
-/// descriptors. `docs/design.md` compares the two.
+/// descriptors. `docs/design.md` compares the two strategies.
+///
+/// The default, [`Reservation::Auto`], picks at construction whichever is
+/// lossless on the running system; asking for [`Reservation::Peek`] where it
+/// is not is [`Error::InvalidConfig`] when the passer is built, never a silent
+/// loss.
 ///
 /// ```
 /// use fdpass_core::{Config, Passer, Reservation};
 ///
 /// # fn main() -> Result<(), fdpass_core::Error> {
-/// if cfg!(target_os = "linux") {
-///     assert_eq!(Reservation::default(), Reservation::Peek);
-/// }
+/// assert_eq!(Reservation::default(), Reservation::Auto);
+/// let (a, _b) = Passer::pair(Config::default())?;
+/// // Resolved when the passer was built.
+/// assert_eq!(a.config().reservation, Reservation::lossless_here());
 /// // The portable strategy, available everywhere.
 /// let config = Config::default().with_reservation(Reservation::Sentinel);
 /// let (a, _b) = Passer::pair(config)?;
@@ -32,31 +38,65 @@ pub const SCM_MAX_FD: usize = 253;
 /// assert!(a.held_descriptors() >= config.max_fds_per_message); // the reserved slots
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Reservation {
+    /// Whichever strategy is lossless where the passer runs, chosen when it
+    /// is built: [`Peek`](Self::Peek) where the system-call seam's
+    /// [`peek_is_lossless`](crate::sys::Sys::peek_is_lossless) says so (on
+    /// Linux and Android, after asking the running kernel once per process,
+    /// since a Linux binary may run on an emulation such as WSL 1 or gVisor),
+    /// [`Sentinel`](Self::Sentinel) everywhere else. A built passer's
+    /// [`config`](crate::Passer::config) reports the strategy chosen.
+    #[default]
+    Auto,
     /// Look at each message with `MSG_PEEK` first: the kernel installs copies of
     /// its descriptors but keeps the message queued. If the table had no room
     /// (`MSG_CTRUNC`), the copies that did arrive are closed and the message is
     /// read again later; otherwise it is consumed by a second `recvmsg` that
     /// takes no descriptors. Costs no reserved slots and stays lossless while
-    /// other threads open descriptors. Linux only; the default there.
+    /// other threads open descriptors. Needs Linux's `MSG_PEEK` semantics
+    /// (net/core/scm.c keeps a peeked message's descriptors queued); building
+    /// a passer with it anywhere else is [`Error::InvalidConfig`].
     Peek,
     /// The close-dup slot reservation of AnyEvent::FDpasser: keep
     /// `max_fds_per_message` duplicated descriptors that occupy table slots,
     /// close them just before `recvmsg` and duplicate them again right after.
-    /// Portable to the BSDs and macOS. Known hole: a descriptor opened by
-    /// another thread (or a signal handler) between the close and the
-    /// `recvmsg` can take a reserved slot.
+    /// Works on every Unix. Known hole: a descriptor opened by another thread
+    /// (or a signal handler) between the close and the `recvmsg` can take a
+    /// reserved slot.
     Sentinel,
 }
 
-impl Default for Reservation {
-    fn default() -> Self {
-        if cfg!(any(target_os = "linux", target_os = "android")) {
-            Reservation::Peek
-        } else {
-            Reservation::Sentinel
+impl Reservation {
+    /// What [`Reservation::Auto`] resolves to for the real system calls
+    /// ([`SystemCalls::default`](crate::sys::SystemCalls)) in this process:
+    /// [`Peek`](Self::Peek) or [`Sentinel`](Self::Sentinel).
+    ///
+    /// ```
+    /// use fdpass_core::Reservation;
+    ///
+    /// if cfg!(target_os = "macos") {
+    ///     assert_eq!(Reservation::lossless_here(), Reservation::Sentinel);
+    /// }
+    /// assert_ne!(Reservation::lossless_here(), Reservation::Auto);
+    /// ```
+    pub fn lossless_here() -> Reservation {
+        Reservation::Auto
+            .resolve(&mut crate::sys::SystemCalls::default())
+            .unwrap_or(Reservation::Sentinel)
+    }
+
+    /// The strategy a passer on `sys` uses for this request: `Auto` becomes
+    /// `Peek` or `Sentinel`; `Peek` where the seam cannot honour it is an error.
+    pub(crate) fn resolve(self, sys: &mut impl crate::sys::Sys) -> Result<Reservation, Error> {
+        match self {
+            Reservation::Auto if sys.peek_is_lossless() => Ok(Reservation::Peek),
+            Reservation::Auto => Ok(Reservation::Sentinel),
+            Reservation::Peek if !sys.peek_is_lossless() => Err(Error::InvalidConfig(
+                "the peek reservation is not lossless on this system (its kernel does not keep a peeked message's descriptors queued); use Reservation::Auto or Reservation::Sentinel",
+            )),
+            other => Ok(other),
         }
     }
 }
@@ -116,7 +156,8 @@ pub struct Config {
     /// one message. 1 to [`SCM_MAX_FD`]; default 128 (`docs/design.md` says why,
     /// `docs/performance.md` the measurements behind it).
     pub max_fds_per_message: usize,
-    /// How room for incoming descriptors is guaranteed.
+    /// How room for incoming descriptors is guaranteed; default
+    /// [`Reservation::Auto`].
     pub reservation: Reservation,
     /// Backoff for retries after a full table or send back-pressure.
     pub retry: RetryPolicy,
@@ -185,6 +226,8 @@ impl Config {
     }
 
     /// Checks every setting; [`Passer::new`](crate::Passer::new) calls this.
+    /// Whether the running kernel honours [`Reservation::Peek`] is checked
+    /// when the passer is built (it depends on the system-call seam).
     ///
     /// ```
     /// use fdpass_core::Config;
@@ -207,7 +250,7 @@ impl Config {
             && !cfg!(any(target_os = "linux", target_os = "android"))
         {
             return Err(Error::InvalidConfig(
-                "the peek reservation needs Linux's MSG_PEEK descriptor semantics; use Reservation::Sentinel here",
+                "the peek reservation needs Linux's MSG_PEEK descriptor semantics; use Reservation::Auto or Reservation::Sentinel here",
             ));
         }
         Ok(())

@@ -94,7 +94,8 @@
 //!    rather than at once, because such a close can block for as long as the
 //!    peer likes; a leak check waits for [`disposal::flush`] first.
 //! 5. Received descriptors are close-on-exec, set atomically
-//!    (`MSG_CMSG_CLOEXEC`).
+//!    (`MSG_CMSG_CLOEXEC`) where the system has the flag; on macOS and
+//!    illumos `FD_CLOEXEC` is set right after `recvmsg`, which is not atomic.
 //! 6. Bad input from the peer is a typed [`Error::Protocol`], never a panic or
 //!    a leak, and the passer never reads more than the outstanding requests
 //!    plus one message.
@@ -117,6 +118,8 @@ pub mod driver;
 mod error;
 mod event;
 mod passer;
+mod peek_probe;
+mod platform;
 mod recv_queue;
 mod reservation;
 mod retry;

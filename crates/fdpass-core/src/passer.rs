@@ -112,12 +112,15 @@ pub struct Passer<S: Sys = SystemCalls> {
 impl Passer<SystemCalls> {
     /// Wraps a connected `AF_UNIX` socket (`SOCK_STREAM` or `SOCK_SEQPACKET`).
     ///
-    /// Puts the socket into non-blocking mode unless
-    /// [`Config::set_nonblocking`] is off, and, for
-    /// [`Reservation::Sentinel`], takes the reserved slots now.
+    /// Resolves [`Reservation::Auto`] to the strategy that is lossless here,
+    /// puts the socket into non-blocking mode unless
+    /// [`Config::set_nonblocking`] is off, sets `SO_NOSIGPIPE` on macOS, and,
+    /// for [`Reservation::Sentinel`], takes the reserved slots now.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a bad [`Config`]; [`Error::Io`] if the
+    /// [`Error::InvalidConfig`] for a bad [`Config`], or for
+    /// [`Reservation::Peek`] where the running kernel cannot honour it;
+    /// [`Error::Io`] if the
     /// socket cannot be made non-blocking or (sentinel) the table has no room
     /// for the reservation (`EMFILE`).
     ///
@@ -161,11 +164,12 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     #[doc(hidden)]
-    pub fn with_sys(mut sys: S, socket: OwnedFd, config: Config) -> Result<Self, Error> {
+    pub fn with_sys(mut sys: S, socket: OwnedFd, mut config: Config) -> Result<Self, Error> {
         // From here on, even a failed construction releases the socket in
         // order and off this thread: it may already hold the peer's messages.
         let socket = SharedSocket::new(socket);
         config.validate()?;
+        config.reservation = config.reservation.resolve(&mut sys)?;
         if config.set_nonblocking {
             sys.set_nonblocking(socket.as_fd())?;
         }
@@ -174,9 +178,13 @@ impl<S: Sys> Passer<S> {
             Ok(()) | Err(Errno::NOPROTOOPT | Errno::OPNOTSUPP | Errno::INVAL) => {}
             Err(e) => return Err(e.into()),
         }
+        sys.suppress_sigpipe(socket.as_fd())?;
         let slots = match config.reservation {
             Reservation::Peek => Slots::peek(),
-            Reservation::Sentinel => Slots::sentinel(&mut sys, config.max_fds_per_message)?,
+            // `Auto` was resolved above.
+            Reservation::Sentinel | Reservation::Auto => {
+                Slots::sentinel(&mut sys, config.max_fds_per_message)?
+            }
         };
         Ok(Passer {
             sys,
@@ -670,7 +678,8 @@ impl<S: Sys> Passer<S> {
         let max = self.config.max_fds_per_message;
         let mode = match self.config.reservation {
             Reservation::Peek => RecvMode::Peek,
-            Reservation::Sentinel => RecvMode::Take,
+            // `Auto` was resolved at construction.
+            Reservation::Sentinel | Reservation::Auto => RecvMode::Take,
         };
         if mode == RecvMode::Take {
             // Freeing and re-taking every slot costs two system calls per

@@ -15,23 +15,22 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::SocketAddrUnix;
 
 mod bind;
 
-/// A new connected `SOCK_STREAM` socketpair, both ends close-on-exec.
+use crate::platform::{self, Atomicity};
+
+/// A new connected `SOCK_STREAM` socketpair, both ends close-on-exec
+/// (atomically with `SOCK_CLOEXEC`; on macOS, which lacks it, by `fcntl` right
+/// after `socketpair`).
 ///
 /// ```
 /// let (a, b) = fdpass_core::socket::pair()?;
 /// # drop((a, b)); Ok::<(), std::io::Error>(())
 /// ```
 pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?)
+    Ok(platform::socketpair(Atomicity::AtCreation)?)
 }
 
 /// Connects to a [`Listener`] (or any `AF_UNIX` stream listener) at `path`.
@@ -53,12 +52,7 @@ pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
     // The system's error as is (callers match on `raw_os_error`); the
     // adapters' `connect` adds the path and advice with `connect_error`.
     let addr = SocketAddrUnix::new(path.as_ref())?;
-    let socket = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let socket = platform::socket(Atomicity::AtCreation, false)?;
     rustix::net::connect(&socket, &addr)?;
     Ok(socket)
 }
@@ -168,7 +162,9 @@ impl std::fmt::Debug for Listener {
 }
 
 /// Who is at the other end of a Unix-domain socket, as the kernel recorded it
-/// when the peer connected (`SO_PEERCRED`).
+/// when the peer connected: `SO_PEERCRED` on Linux and OpenBSD,
+/// `LOCAL_PEERCRED` on macOS and FreeBSD, `LOCAL_PEEREID` on NetBSD,
+/// `getpeerucred` on illumos.
 ///
 /// ```
 /// let (a, _b) = fdpass_core::socket::pair()?;
@@ -178,8 +174,10 @@ impl std::fmt::Debug for Listener {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCredentials {
-    /// The peer's process id at connect time.
-    pub pid: i32,
+    /// The peer's process id at connect time, where the system reports it
+    /// (Linux, Android, OpenBSD, NetBSD, illumos); `None` on macOS and
+    /// FreeBSD, whose `LOCAL_PEERCRED` carries no process id as read here.
+    pub pid: Option<i32>,
     /// The peer's effective user id.
     pub uid: u32,
     /// The peer's effective group id.
@@ -200,20 +198,55 @@ pub struct PeerCredentials {
 /// ```
 pub type PeerCheck = std::sync::Arc<dyn Fn(&PeerCredentials) -> bool + Send + Sync>;
 
-/// The credentials of the process at the other end of `socket` (Linux).
+/// The credentials of the process at the other end of `socket`. See
+/// [`PeerCredentials`] for the call each system answers.
 ///
 /// ```
 /// let (a, _b) = fdpass_core::socket::pair()?;
 /// let peer = fdpass_core::socket::peer_credentials(&a)?;
-/// assert_eq!(peer.pid as u32, std::process::id());
+/// if cfg!(target_os = "linux") {
+///     assert_eq!(peer.pid, Some(std::process::id() as i32));
+/// }
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn peer_credentials(socket: impl AsFd) -> io::Result<PeerCredentials> {
     let cred = rustix::net::sockopt::socket_peercred(socket)?;
     Ok(PeerCredentials {
-        pid: cred.pid.as_raw_pid(),
+        pid: Some(cred.pid.as_raw_pid()),
         uid: cred.uid.as_raw(),
         gid: cred.gid.as_raw(),
+    })
+}
+
+/// The credentials of the process at the other end of `socket`. See
+/// [`PeerCredentials`] for the call each system answers.
+///
+/// rustix reads `SO_PEERCRED` on Linux only; the `uds` crate wraps each other
+/// system's call (including illumos's `getpeerucred`, which `nix` lacks)
+/// behind one safe function, which it offers on a standard `UnixStream`: the
+/// socket is duplicated for the call (`F_DUPFD_CLOEXEC`) and the copy closed.
+///
+/// ```
+/// let (a, _b) = fdpass_core::socket::pair()?;
+/// let peer = fdpass_core::socket::peer_credentials(&a)?;
+/// assert_eq!(peer.uid, rustix::process::geteuid().as_raw());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn peer_credentials(socket: impl AsFd) -> io::Result<PeerCredentials> {
+    use uds::UnixStreamExt;
+    let copy = std::os::unix::net::UnixStream::from(socket.as_fd().try_clone_to_owned()?);
+    let cred = copy.initial_peer_credentials()?;
+    Ok(PeerCredentials {
+        pid: cred.pid().and_then(|pid| i32::try_from(pid.get()).ok()),
+        uid: cred.euid(),
+        gid: cred.egid().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the system reported the peer's user but no group",
+            )
+        })?,
     })
 }
 
@@ -250,8 +283,11 @@ pub fn admit(socket: OwnedFd, check: &PeerCheck) -> io::Result<OwnedFd> {
         Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "the peer check refused a connection from pid {} (uid {}, gid {}) and closed it; widen the check to admit this peer",
-                peer.pid, peer.uid, peer.gid
+                "the peer check refused a connection from {} (uid {}, gid {}) and closed it; widen the check to admit this peer",
+                peer.pid
+                    .map_or_else(|| "a process".to_owned(), |pid| format!("pid {pid}")),
+                peer.uid,
+                peer.gid
             ),
         ))
     }
@@ -390,7 +426,7 @@ impl Listener {
     /// ```
     pub fn accept(&self) -> io::Result<OwnedFd> {
         loop {
-            let socket = rustix::net::accept_with(&self.socket, SocketFlags::CLOEXEC)?;
+            let socket = platform::accept(Atomicity::AtCreation, &self.socket)?;
             match &self.admit {
                 Some(check) => match screen(socket, check) {
                     Some(socket) => return Ok(socket),

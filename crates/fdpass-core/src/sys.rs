@@ -30,6 +30,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 
+use crate::platform::{set_cloexec, Atomicity};
 use crate::SCM_MAX_FD;
 
 /// Which kind of `recvmsg` the passer wants.
@@ -54,10 +55,12 @@ use crate::SCM_MAX_FD;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvMode {
-    /// Consume the message and install its descriptors (`MSG_CMSG_CLOEXEC`).
+    /// Consume the message and install its descriptors, close-on-exec
+    /// (`MSG_CMSG_CLOEXEC` where the system has it, otherwise `FD_CLOEXEC`
+    /// set right after the call).
     Take,
-    /// Look without consuming (`MSG_PEEK | MSG_CMSG_CLOEXEC`): the kernel
-    /// installs copies of the descriptors and keeps the message queued.
+    /// Look without consuming (`MSG_PEEK`, close-on-exec as for `Take`): the
+    /// kernel installs copies of the descriptors and keeps the message queued.
     Peek,
     /// Consume the bytes with no control buffer: the kernel drops its own
     /// references to the descriptors instead of installing them.
@@ -138,7 +141,8 @@ pub struct Received {
 /// # Ok(()) }
 /// ```
 pub trait Sys {
-    /// `sendmsg(socket, bytes, SCM_RIGHTS(fds), MSG_NOSIGNAL | MSG_DONTWAIT)`.
+    /// `sendmsg(socket, bytes, SCM_RIGHTS(fds), MSG_NOSIGNAL | MSG_DONTWAIT)`
+    /// (without `MSG_NOSIGNAL` on macOS: see [`suppress_sigpipe`](Self::suppress_sigpipe)).
     /// `fds` may be empty (then no control message is sent).
     ///
     /// ```
@@ -261,7 +265,9 @@ pub trait Sys {
     /// ```
     fn set_nonblocking(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno>;
 
-    /// `pipe2(O_CLOEXEC)`: the source of the sentinel reservation's slots.
+    /// `pipe2(O_CLOEXEC)`, or `pipe` then `fcntl(F_SETFD, FD_CLOEXEC)` where
+    /// there is no `pipe2` (macOS) or on the portable paths: the source of the
+    /// sentinel reservation's slots.
     ///
     /// ```
     /// use rustix::io::FdFlags;
@@ -388,12 +394,65 @@ pub trait Sys {
             self.close(fd);
         }
     }
+
+    /// Makes sending on `socket` to a peer that went away fail with `EPIPE`
+    /// instead of raising `SIGPIPE`, where that takes a socket option: sets
+    /// `SO_NOSIGPIPE` on macOS, which has no `MSG_NOSIGNAL` (see
+    /// `setsockopt(2)` there). Elsewhere every `sendmsg` passes
+    /// `MSG_NOSIGNAL` and this does nothing. The passer calls it once, at
+    /// construction.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let (a, b) = fdpass_core::socket::pair()?;
+    /// let mut sys = SystemCalls::default();
+    /// sys.suppress_sigpipe(a.as_fd())?;
+    /// drop(b);
+    /// assert_eq!(sys.sendmsg(a.as_fd(), &[0], &[]), Err(rustix::io::Errno::PIPE));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn suppress_sigpipe(&mut self, socket: BorrowedFd<'_>) -> Result<(), Errno> {
+        let _ = socket;
+        Ok(())
+    }
+
+    /// Whether [`Reservation::Peek`](crate::Reservation::Peek) is lossless
+    /// through this seam: the kernel installs copies of a peeked message's
+    /// descriptors and, when they do not all fit, keeps the message queued
+    /// with all of them. `Reservation::Auto` resolves to the peek
+    /// reservation only where this is `true`, and asking for it where this is
+    /// `false` is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    ///
+    /// The default asks the running kernel once per process (on Linux and
+    /// Android; `false` elsewhere, where the peek reservation is not relied
+    /// on). [`SystemCalls::portable`] answers `false`.
+    ///
+    /// ```
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// assert!(!SystemCalls::portable().peek_is_lossless());
+    /// if cfg!(target_os = "linux") {
+    ///     assert!(SystemCalls::native().peek_is_lossless()); // a real Linux kernel
+    /// }
+    /// ```
+    fn peek_is_lossless(&mut self) -> bool {
+        crate::peek_probe::peek_is_lossless_here()
+    }
 }
 
 /// The real system calls, through rustix.
 ///
 /// Holds the buffers the calls need so the hot path allocates nothing once
 /// they have grown to the largest message.
+///
+/// Two sets of paths: [`native`](Self::native), the best this system offers
+/// (the default), and [`portable`](Self::portable), the paths of the systems
+/// that lack Linux's flags, so that they run and are tested on Linux too.
+/// Building fdpass-core with the `portable-syscalls` feature makes the
+/// default the portable one (for test runs; it gives up atomic close-on-exec
+/// on Linux).
 ///
 /// ```
 /// use fdpass_core::sys::SystemCalls;
@@ -405,16 +464,99 @@ pub trait Sys {
 /// assert!(a.usable().is_ok());
 /// # Ok(()) }
 /// ```
-#[derive(Default)]
 pub struct SystemCalls {
     control: Vec<MaybeUninit<u8>>,
     /// Allocation reused for the `BorrowedFd` array each `sendmsg` needs.
     borrowed: Vec<BorrowedFd<'static>>,
+    /// How descriptors this seam creates or receives become close-on-exec.
+    cloexec: Atomicity,
+    /// Whether this seam may use the peek reservation at all.
+    may_peek: bool,
+}
+
+impl Default for SystemCalls {
+    /// [`SystemCalls::native`], or [`SystemCalls::portable`] when fdpass-core
+    /// is built with the `portable-syscalls` feature.
+    fn default() -> Self {
+        if cfg!(feature = "portable-syscalls") {
+            SystemCalls::portable()
+        } else {
+            SystemCalls::native()
+        }
+    }
+}
+
+impl SystemCalls {
+    /// The best paths this system offers: close-on-exec set atomically on
+    /// receipt (`MSG_CMSG_CLOEXEC`) and on new pipes (`pipe2`) where the system
+    /// has them, the peek reservation where the kernel keeps peeked
+    /// descriptors queued (see [`Sys::peek_is_lossless`]).
+    ///
+    /// ```
+    /// use fdpass_core::sys::SystemCalls;
+    ///
+    /// assert!(!SystemCalls::native().is_portable());
+    /// ```
+    pub fn native() -> Self {
+        SystemCalls {
+            control: Vec::new(),
+            borrowed: Vec::new(),
+            cloexec: Atomicity::AtCreation,
+            may_peek: true,
+        }
+    }
+
+    /// The paths macOS and the other systems without Linux's flags take,
+    /// usable on every system: received descriptors get `FD_CLOEXEC` by
+    /// `fcntl` right after `recvmsg` (not atomic: a concurrent `fork` + `exec`
+    /// can inherit them), pipes are made by `pipe` then `fcntl`, and only the
+    /// sentinel reservation is offered ([`Sys::peek_is_lossless`] is `false`).
+    /// `SIGPIPE` is suppressed as the system allows: `MSG_NOSIGNAL` where the
+    /// flag exists (Linux has no `SO_NOSIGPIPE` to use instead), the socket's
+    /// `SO_NOSIGPIPE` on macOS.
+    ///
+    /// ```
+    /// use fdpass_core::sys::SystemCalls;
+    /// use fdpass_core::{Config, Passer, Reservation};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (socket, _peer) = fdpass_core::socket::pair()?;
+    /// let passer = Passer::with_sys(SystemCalls::portable(), socket, Config::default())?;
+    /// assert_eq!(passer.config().reservation, Reservation::Sentinel);
+    /// # Ok(()) }
+    /// ```
+    pub fn portable() -> Self {
+        SystemCalls {
+            control: Vec::new(),
+            borrowed: Vec::new(),
+            cloexec: Atomicity::AfterCreation,
+            may_peek: false,
+        }
+    }
+
+    /// Whether these are the [`portable`](Self::portable) paths.
+    ///
+    /// ```
+    /// use fdpass_core::sys::SystemCalls;
+    ///
+    /// assert!(SystemCalls::portable().is_portable());
+    /// assert_eq!(SystemCalls::default().is_portable(), cfg!(feature = "portable-syscalls"));
+    /// ```
+    pub fn is_portable(&self) -> bool {
+        !self.may_peek
+    }
 }
 
 impl std::fmt::Debug for SystemCalls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SystemCalls")
+        let paths = if self.is_portable() {
+            "portable"
+        } else {
+            "native"
+        };
+        f.debug_struct("SystemCalls")
+            .field("paths", &paths)
+            .finish()
     }
 }
 
@@ -427,6 +569,25 @@ fn recycle<'a, 'b>(mut v: Vec<BorrowedFd<'a>>) -> Vec<BorrowedFd<'b>> {
         .collect()
 }
 
+/// `MSG_NOSIGNAL`, where the system has it: a peer that went away makes
+/// `sendmsg` fail with `EPIPE` instead of raising `SIGPIPE`.
+#[cfg(not(target_vendor = "apple"))]
+const NO_SIGPIPE: SendFlags = SendFlags::NOSIGNAL;
+
+/// macOS has no `MSG_NOSIGNAL`; [`Sys::suppress_sigpipe`] set `SO_NOSIGPIPE`
+/// on the socket instead.
+#[cfg(target_vendor = "apple")]
+const NO_SIGPIPE: SendFlags = SendFlags::empty();
+
+/// `MSG_CMSG_CLOEXEC` where rustix offers it (Linux, Android, the BSDs);
+/// `None` on macOS (no such flag) and illumos (not exposed by rustix), where
+/// close-on-exec is set after `recvmsg`.
+#[cfg(not(any(target_vendor = "apple", target_os = "illumos", target_os = "solaris")))]
+const CMSG_CLOEXEC: Option<RecvFlags> = Some(RecvFlags::CMSG_CLOEXEC);
+
+#[cfg(any(target_vendor = "apple", target_os = "illumos", target_os = "solaris"))]
+const CMSG_CLOEXEC: Option<RecvFlags> = None;
+
 impl Sys for SystemCalls {
     fn sendmsg(
         &mut self,
@@ -435,7 +596,7 @@ impl Sys for SystemCalls {
         fds: &[OwnedFd],
     ) -> Result<usize, Errno> {
         let iov = [IoSlice::new(bytes)];
-        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        let flags = NO_SIGPIPE | SendFlags::DONTWAIT;
         if fds.is_empty() {
             return rustix::net::sendmsg(socket, &iov, &mut SendAncillaryBuffer::default(), flags);
         }
@@ -463,9 +624,13 @@ impl Sys for SystemCalls {
     ) -> Result<Received, Errno> {
         let mut iov = [IoSliceMut::new(buf)];
         let mut flags = RecvFlags::DONTWAIT;
-        if mode != RecvMode::Discard {
-            flags |= RecvFlags::CMSG_CLOEXEC;
-        }
+        let atomic_cloexec = match (self.cloexec, CMSG_CLOEXEC) {
+            (Atomicity::AtCreation, Some(flag)) if mode != RecvMode::Discard => {
+                flags |= flag;
+                true
+            }
+            _ => false,
+        };
         if mode == RecvMode::Peek {
             flags |= RecvFlags::PEEK;
         }
@@ -490,10 +655,21 @@ impl Sys for SystemCalls {
             truncated_control: msg.flags.contains(ReturnFlags::CTRUNC),
             foreign_control: false,
         };
+        let first_new = fds.len();
         for message in control.drain() {
             match message {
                 RecvAncillaryMessage::ScmRights(rights) => fds.extend(rights),
                 _ => received.foreign_control = true,
+            }
+        }
+        if !atomic_cloexec {
+            // Not atomic: until this loop has run, a `fork` + `exec` by
+            // another thread lets the new program inherit these descriptors.
+            // `F_SETFD` fails only with `EBADF`, impossible on descriptors the
+            // kernel has just installed and we own; ignoring its result keeps
+            // them delivered rather than turning a received message into a loss.
+            for fd in &fds[first_new..] {
+                let _ = set_cloexec(fd);
             }
         }
         Ok(received)
@@ -520,7 +696,7 @@ impl Sys for SystemCalls {
     }
 
     fn pipe(&mut self) -> Result<(OwnedFd, OwnedFd), Errno> {
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        crate::platform::pipe(self.cloexec)
     }
 
     fn shutdown(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
@@ -546,5 +722,14 @@ impl Sys for SystemCalls {
         for fd in fds.drain(..) {
             self.close(fd);
         }
+    }
+
+    #[cfg(target_vendor = "apple")]
+    fn suppress_sigpipe(&mut self, socket: BorrowedFd<'_>) -> Result<(), Errno> {
+        rustix::net::sockopt::set_socket_nosigpipe(socket, true)
+    }
+
+    fn peek_is_lossless(&mut self) -> bool {
+        self.may_peek && crate::peek_probe::peek_is_lossless_here()
     }
 }

@@ -161,7 +161,13 @@ fn peer_check_admits_the_same_user() {
     let dir = open_dir("admit");
     let mut listener = Listener::bind(dir.join("sock")).unwrap();
     let me = rustix::process::geteuid().as_raw();
-    listener.set_peer_check(move |peer| peer.uid == me && peer.pid as u32 == std::process::id());
+    // macOS and FreeBSD report no process id (see `PeerCredentials::pid`).
+    let pid = if cfg!(any(target_vendor = "apple", target_os = "freebsd")) {
+        None
+    } else {
+        Some(std::process::id() as i32)
+    };
+    listener.set_peer_check(move |peer| peer.uid == me && peer.pid == pid);
     let _client = fdpass_core::socket::connect(listener.path()).unwrap();
     listener.accept().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();

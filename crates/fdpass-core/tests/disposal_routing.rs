@@ -2,6 +2,8 @@
 //! close may block, so the real seam makes it off the caller's thread) and
 //! which it closes at once through `Sys::close`, checked with the fake seam,
 //! which still sees every descriptor closed exactly once.
+// Linux and Android only: its fake `Sys` hands out memfds and identifies them by name in `/proc/self/fd`.
+#![cfg(any(target_os = "linux", target_os = "android"))]
 
 mod support;
 

@@ -49,6 +49,8 @@
 //! prints how many cases and executions ran, and the seed, which
 //! `FDPASS_FUZZ_SEED` takes to replay a run. For a long run:
 //! `FDPASS_FUZZ_CASES=200000 cargo test --release -p fdpass-core --test fuzz_seam -- --nocapture`.
+// Linux and Android only: the descriptors are tagged memfds counted in `/proc/self/fd`.
+#![cfg(any(target_os = "linux", target_os = "android"))]
 
 mod hostile;
 

@@ -10,6 +10,8 @@
 //! child process that runs nothing else, every case runs again with the whole
 //! descriptor table counted before and after, and the flood is checked against
 //! the exact table count at every step.
+// Linux and Android only: the peer's descriptors are tagged memfds counted in `/proc/self/fd`, and some cases send `SCM_CREDENTIALS`.
+#![cfg(any(target_os = "linux", target_os = "android"))]
 
 mod common;
 mod hostile;

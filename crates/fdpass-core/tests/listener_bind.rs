@@ -7,6 +7,8 @@
 //! the listener is bound in, or it binds itself in a child process that
 //! switched to it. Switching users needs root; the tests that need it say so
 //! and stop when run without it.
+// Linux and Android only: it checks the Linux binding steps (`/proc/self/fd`, the socket inode's mode at bind time) and plants FIFOs with `mknodat`.
+#![cfg(any(target_os = "linux", target_os = "android"))]
 
 mod common;
 

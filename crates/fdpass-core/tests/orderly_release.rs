@@ -3,6 +3,8 @@
 //! (`ECONNRESET`) when a stream socket is released with unread data
 //! (`unix_release_sock` in `net/unix/af_unix.c`), so the passer drains its
 //! socket before the final close.
+// Linux and Android only: it checks what Linux does when a unix socket is released with unread data (a reset unless drained).
+#![cfg(any(target_os = "linux", target_os = "android"))]
 
 use std::io::IoSlice;
 use std::mem::MaybeUninit;

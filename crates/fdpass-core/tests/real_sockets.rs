@@ -15,6 +15,21 @@ use rustix::fs::OFlags;
 use rustix::io::FdFlags;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
+/// `SOCK_CLOEXEC`; macOS has no such flag (see [`cloexec_on_macos`]).
+#[cfg(not(target_vendor = "apple"))]
+const CLOEXEC: SocketFlags = SocketFlags::CLOEXEC;
+#[cfg(target_vendor = "apple")]
+const CLOEXEC: SocketFlags = SocketFlags::empty();
+
+/// On macOS, sets `FD_CLOEXEC` right after creation (not atomic there);
+/// elsewhere the socket already has it.
+fn cloexec_on_macos(fd: std::os::fd::OwnedFd) -> std::os::fd::OwnedFd {
+    if cfg!(target_vendor = "apple") {
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC).unwrap();
+    }
+    fd
+}
+
 fn config(reservation: Reservation, max: usize) -> Config {
     Config::default()
         .with_reservation(reservation)
@@ -177,13 +192,9 @@ fn ten_thousand_sentinel_batched_253() {
 /// stay within one record.
 fn seqpacket(config: Config) {
     let _lock = many_descriptors();
-    let (x, y) = rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
+    let (x, y) =
+        rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, CLOEXEC, None).unwrap();
+    let (x, y) = (cloexec_on_macos(x), cloexec_on_macos(y));
     let mut a = Passer::new(x, config).unwrap();
     let mut b = Passer::new(y, config).unwrap();
     let max = config.max_fds_per_message as u64;
@@ -255,13 +266,9 @@ fn listener_replaces_a_stale_socket_file() {
     // process that another test thread is spawning holds a copy of every
     // descriptor until its exec, which can keep a dropped listener alive for
     // a moment.
-    let unlistened = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
+    let unlistened = cloexec_on_macos(
+        rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, CLOEXEC, None).unwrap(),
+    );
     rustix::net::bind(&unlistened, &SocketAddrUnix::new(&path).unwrap()).unwrap();
     let refused = connect(&path).unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);

@@ -352,12 +352,15 @@ impl Passer {
         Ok(fdpass_core::socket::peer_credentials(self)?)
     }
 
-    /// The settings this passer was created with.
+    /// The settings this passer was created with, with
+    /// [`Reservation::Auto`](crate::Reservation::Auto) resolved.
     ///
     /// ```
+    /// use fdpass_mio::{Config, Reservation};
     /// # fn main() -> Result<(), fdpass_mio::Error> {
     /// let (a, _b) = fdpass_mio::Passer::pair()?;
-    /// assert_eq!(*a.config(), fdpass_mio::Config::default());
+    /// let resolved = Config::default().with_reservation(Reservation::lossless_here());
+    /// assert_eq!(*a.config(), resolved);
     /// # Ok(()) }
     /// ```
     pub fn config(&self) -> &Config {

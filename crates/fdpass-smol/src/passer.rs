@@ -325,12 +325,15 @@ impl Passer {
         Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
     }
 
-    /// The settings this passer was created with.
+    /// The settings this passer was created with, with
+    /// [`Reservation::Auto`](crate::Reservation::Auto) resolved.
     ///
     /// ```
+    /// use fdpass_smol::{Config, Reservation};
     /// # fn main() -> Result<(), fdpass_smol::Error> {
     /// let (a, _b) = fdpass_smol::Passer::pair()?;
-    /// assert_eq!(a.config(), fdpass_smol::Config::default());
+    /// let resolved = Config::default().with_reservation(Reservation::lossless_here());
+    /// assert_eq!(a.config(), resolved);
     /// # Ok(()) }
     /// ```
     pub fn config(&self) -> Config {

@@ -357,13 +357,16 @@ impl Passer {
         Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
     }
 
-    /// The settings this passer was created with.
+    /// The settings this passer was created with, with
+    /// [`Reservation::Auto`](crate::Reservation::Auto) resolved.
     ///
     /// ```
+    /// use fdpass_tokio::{Config, Reservation};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fdpass_tokio::Error> {
     /// let (a, _b) = fdpass_tokio::Passer::pair()?;
-    /// assert_eq!(a.config(), fdpass_tokio::Config::default());
+    /// let resolved = Config::default().with_reservation(Reservation::lossless_here());
+    /// assert_eq!(a.config(), resolved);
     /// # Ok(()) }
     /// ```
     pub fn config(&self) -> Config {

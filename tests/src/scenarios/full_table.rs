@@ -29,8 +29,13 @@ pub fn full_table_sentinel<A: Adapter>(ctx: &Ctx) {
 }
 
 /// With the peek reservation and otherwise default settings.
+/// Where the peek reservation is not lossless, it is refused instead.
 pub fn full_table_peek<A: Adapter>(ctx: &Ctx) {
-    full_table::<A>(ctx, Config::default().with_reservation(Reservation::Peek));
+    let config = Config::default().with_reservation(Reservation::Peek);
+    if crate::peek_refused_here::<A>(config) {
+        return;
+    }
+    full_table::<A>(ctx, config);
 }
 
 fn full_table<A: Adapter>(ctx: &Ctx, config: Config) {

@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::SocketAddrUnix;
 
 /// The staged socket's name inside the staging directory.
 const STAGED: &str = "s";
@@ -133,12 +133,7 @@ fn bind_plain(path: &Path, mode: u32) -> io::Result<OwnedFd> {
 /// `bind` creates is never wider than `mode` (see the module docs); other
 /// systems take the file's mode from the umask alone.
 fn new_socket(mode: u32) -> io::Result<OwnedFd> {
-    let socket = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
+    let socket = crate::platform::socket(crate::platform::Atomicity::AtCreation, true)?;
     #[cfg(target_os = "linux")]
     rustix::fs::fchmod(&socket, Mode::from_raw_mode(mode))?;
     #[cfg(not(target_os = "linux"))]
@@ -228,12 +223,7 @@ fn refuse_non_socket(stat: &Stat, path: &Path) -> io::Result<()> {
 
 /// A non-blocking connect to `target`: never waits, whatever listens there.
 fn probe(target: &Path) -> Result<(), Errno> {
-    let socket = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
+    let socket = crate::platform::socket(crate::platform::Atomicity::AtCreation, true)?;
     let addr = SocketAddrUnix::new(target)?;
     loop {
         match rustix::net::connect(&socket, &addr) {
@@ -340,7 +330,9 @@ impl<'p> Staging<'p> {
         rustix::fs::chmodat(
             &self.fd,
             STAGED,
-            Mode::from_raw_mode(mode),
+            // `mode_t` is 16 bits on macOS and FreeBSD; `bind` refused
+            // anything beyond the permission bits before this point.
+            Mode::from_bits_truncate(mode as rustix::fs::RawMode),
             AtFlags::empty(),
         )?;
         Ok(())

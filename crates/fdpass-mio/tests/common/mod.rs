@@ -139,12 +139,11 @@ fn collect(passers: &mut [&mut Passer]) -> Vec<(usize, Event)> {
 /// closed; returns the read end. Reading it back to end-of-file proves which
 /// pipe arrived and that no stray copy of the write end survived.
 pub fn numbered_pipe(number: u64) -> OwnedFd {
-    let (read_end, write_end) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
-    File::from(write_end)
+    let (read_end, mut write_end) = std::io::pipe().expect("pipe"); // close-on-exec on every system
+    write_end
         .write_all(&number.to_le_bytes())
         .expect("write into a fresh pipe");
-    read_end
+    OwnedFd::from(read_end)
 }
 
 /// Reads back the number of a [`numbered_pipe`], consuming (closing) it.

@@ -11,11 +11,9 @@ use std::time::Duration;
 /// A pipe's read end whose only content is `seq`: what arrives can be checked
 /// for identity and order.
 pub fn pipe_with(seq: u64) -> OwnedFd {
-    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
-    std::fs::File::from(writer)
-        .write_all(&seq.to_le_bytes())
-        .expect("write to pipe");
-    reader
+    let (reader, mut writer) = std::io::pipe().expect("pipe"); // close-on-exec on every system
+    writer.write_all(&seq.to_le_bytes()).expect("write to pipe");
+    OwnedFd::from(reader)
 }
 
 /// The sequence number a [`pipe_with`] descriptor carries.
