@@ -167,7 +167,7 @@ impl Passer {
     /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
     /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
     /// let passer = fdpass_mio::Passer::from_std_with_config(a, config)?;
-    /// assert_eq!(*passer.config(), config);
+    /// assert_eq!(passer.config().max_fds_per_message, config.max_fds_per_message);
     /// # Ok(()) }
     /// ```
     pub fn from_std_with_config(stream: UnixStream, config: Config) -> Result<Passer, Error> {
@@ -195,7 +195,7 @@ impl Passer {
     /// let (a, _b) = mio::net::UnixStream::pair()?;
     /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
     /// let passer = fdpass_mio::Passer::from_mio_with_config(a, config)?;
-    /// assert_eq!(*passer.config(), config);
+    /// assert_eq!(passer.config().max_fds_per_message, config.max_fds_per_message);
     /// # Ok(()) }
     /// ```
     pub fn from_mio_with_config(
@@ -235,8 +235,8 @@ impl Passer {
     /// let listener = fdpass_mio::Listener::bind_with_config(dir.join("sock"), config)?;
     /// let client = fdpass_mio::Passer::connect_with_config(dir.join("sock"), config)?;
     /// let server = listener.accept()?.expect("the connection waits");
-    /// assert_eq!(*client.config(), config);
-    /// assert_eq!(*server.config(), config);
+    /// assert_eq!(client.config().max_fds_per_message, config.max_fds_per_message);
+    /// assert_eq!(server.config().max_fds_per_message, config.max_fds_per_message);
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) }
     /// ```
@@ -281,7 +281,7 @@ impl Passer {
     /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
     /// let mut command = std::process::Command::new("true");
     /// let (passer, mut child) = fdpass_mio::Passer::spawn_child_with_config(&mut command, config)?;
-    /// assert_eq!(*passer.config(), config);
+    /// assert_eq!(passer.config().max_fds_per_message, config.max_fds_per_message);
     /// assert!(child.wait()?.success());
     /// # Ok(()) }
     /// ```
@@ -328,7 +328,7 @@ impl Passer {
     /// # fn main() -> Result<(), fdpass_mio::Error> {
     /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
     /// if let Ok(parent) = fdpass_mio::Passer::from_inherited_with_config(config) {
-    ///     assert_eq!(*parent.config(), config);
+    ///     assert_eq!(parent.config().max_fds_per_message, config.max_fds_per_message);
     /// }
     /// # Ok(()) }
     /// ```
@@ -345,7 +345,9 @@ impl Passer {
     /// ```
     /// # fn main() -> Result<(), fdpass_mio::Error> {
     /// let (a, _b) = fdpass_mio::Passer::pair()?;
-    /// assert_eq!(a.peer_credentials()?.pid as u32, std::process::id());
+    /// if let Some(pid) = a.peer_credentials()?.pid { // not given on macOS and FreeBSD
+    ///     assert_eq!(pid as u32, std::process::id());
+    /// }
     /// # Ok(()) }
     /// ```
     pub fn peer_credentials(&self) -> Result<PeerCredentials, Error> {

@@ -86,7 +86,10 @@ fn a_refused_peer_never_stops_an_edge_triggered_accept_loop() {
 
 #[test]
 fn every_constructor_and_helper_takes_a_config() {
-    let config = fdpass_mio::Config::default().with_max_fds_per_message(3);
+    let config = fdpass_mio::Config::default()
+        .with_max_fds_per_message(3)
+        // Explicit, so the passers report it back as given (`Auto` resolves).
+        .with_reservation(fdpass_mio::Reservation::Sentinel);
     let dir = socket_dir("configs");
     let listener = Listener::bind_with_config(dir.join("sock"), config).expect("bind");
     let client = Passer::connect_with_config(dir.join("sock"), config).expect("connect");

@@ -138,7 +138,7 @@ impl Passer {
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().map_err(fdpass_smol::Error::from)?;
     /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
     /// let passer = fdpass_smol::Passer::from_std_with_config(a, config)?;
-    /// assert_eq!(passer.config(), config);
+    /// assert_eq!(passer.config().max_fds_per_message, config.max_fds_per_message);
     /// # Ok(()) }
     /// ```
     pub fn from_std_with_config(stream: UnixStream, config: Config) -> Result<Passer, Error> {
@@ -166,7 +166,7 @@ impl Passer {
     /// let (a, _b) = async_io::Async::<std::os::unix::net::UnixStream>::pair().map_err(fdpass_smol::Error::from)?;
     /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
     /// let passer = fdpass_smol::Passer::from_async_with_config(a, config)?;
-    /// assert_eq!(passer.config(), config);
+    /// assert_eq!(passer.config().max_fds_per_message, config.max_fds_per_message);
     /// # Ok(()) }
     /// ```
     pub fn from_async_with_config(
@@ -207,8 +207,8 @@ impl Passer {
     ///     fdpass_smol::Passer::connect_with_config(dir.join("sock"), config),
     ///     listener.accept(),
     /// )?;
-    /// assert_eq!(client.config(), config);
-    /// assert_eq!(server.config(), config);
+    /// assert_eq!(client.config().max_fds_per_message, config.max_fds_per_message);
+    /// assert_eq!(server.config().max_fds_per_message, config.max_fds_per_message);
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) })
     /// # }
@@ -347,7 +347,9 @@ impl Passer {
     /// ```
     /// # fn main() -> Result<(), fdpass_smol::Error> {
     /// let (a, _b) = fdpass_smol::Passer::pair()?;
-    /// assert_eq!(a.peer_credentials()?.pid as u32, std::process::id());
+    /// if let Some(pid) = a.peer_credentials()?.pid { // not given on macOS and FreeBSD
+    ///     assert_eq!(pid as u32, std::process::id());
+    /// }
     /// # Ok(()) }
     /// ```
     pub fn peer_credentials(&self) -> Result<PeerCredentials, Error> {

@@ -139,7 +139,7 @@ impl Passer {
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().map_err(fdpass_tokio::Error::from)?;
     /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
     /// let passer = fdpass_tokio::Passer::from_std_with_config(a, config)?;
-    /// assert_eq!(passer.config(), config);
+    /// assert_eq!(passer.config().max_fds_per_message, config.max_fds_per_message);
     /// # Ok(()) }
     /// ```
     pub fn from_std_with_config(
@@ -171,7 +171,7 @@ impl Passer {
     /// let (a, _b) = tokio::net::UnixStream::pair().map_err(fdpass_tokio::Error::from)?;
     /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
     /// let passer = fdpass_tokio::Passer::from_tokio_with_config(a, config)?;
-    /// assert_eq!(passer.config(), config);
+    /// assert_eq!(passer.config().max_fds_per_message, config.max_fds_per_message);
     /// # Ok(()) }
     /// ```
     pub fn from_tokio_with_config(
@@ -212,8 +212,8 @@ impl Passer {
     ///     fdpass_tokio::Passer::connect_with_config(dir.join("sock"), config),
     ///     listener.accept(),
     /// )?;
-    /// assert_eq!(client.config(), config);
-    /// assert_eq!(server.config(), config);
+    /// assert_eq!(client.config().max_fds_per_message, config.max_fds_per_message);
+    /// assert_eq!(server.config().max_fds_per_message, config.max_fds_per_message);
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) }
     /// ```
@@ -299,7 +299,7 @@ impl Passer {
     /// let mut command = std::process::Command::new("true");
     /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
     /// let (passer, mut child) = fdpass_tokio::Passer::spawn_std_child_with_config(&mut command, config)?;
-    /// assert_eq!(passer.config(), config);
+    /// assert_eq!(passer.config().max_fds_per_message, config.max_fds_per_message);
     /// assert!(child.wait()?.success());
     /// assert!(passer.recv().await?.is_none()); // the child exited without sending
     /// # Ok(()) }
@@ -345,7 +345,7 @@ impl Passer {
     /// # async fn main() {
     /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
     /// match fdpass_tokio::Passer::from_inherited_with_config(config) {
-    ///     Ok(parent) => assert_eq!(parent.config(), config),
+    ///     Ok(parent) => assert_eq!(parent.config().max_fds_per_message, config.max_fds_per_message),
     ///     // Started by hand rather than by a parent's `spawn_child`.
     ///     Err(e) => eprintln!("no inherited connection: {e}"),
     /// }
@@ -381,7 +381,9 @@ impl Passer {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fdpass_tokio::Error> {
     /// let (a, _b) = fdpass_tokio::Passer::pair()?;
-    /// assert_eq!(a.peer_credentials()?.pid as u32, std::process::id());
+    /// if let Some(pid) = a.peer_credentials()?.pid { // not given on macOS and FreeBSD
+    ///     assert_eq!(pid as u32, std::process::id());
+    /// }
     /// # Ok(()) }
     /// ```
     pub fn peer_credentials(&self) -> Result<PeerCredentials, Error> {

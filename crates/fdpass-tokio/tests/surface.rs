@@ -84,7 +84,10 @@ async fn a_server_reads_an_accepted_clients_credentials() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn every_constructor_and_helper_takes_a_config() {
-    let config = Config::default().with_max_fds_per_message(3);
+    let config = Config::default()
+        .with_max_fds_per_message(3)
+        // Explicit, so the passers report it back as given (`Auto` resolves).
+        .with_reservation(fdpass_tokio::Reservation::Sentinel);
     let dir = socket_dir("configs");
     let listener = Listener::bind_with_config(dir.join("sock"), config).expect("bind");
     let (client, server) = within(async {
