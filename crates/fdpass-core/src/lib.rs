@@ -112,6 +112,7 @@ pub mod child;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod close_range;
 mod config;
+mod diagnostics;
 pub mod disposal;
 pub mod driver;
 mod error;
@@ -123,6 +124,7 @@ mod retry;
 mod send_queue;
 mod shared_socket;
 pub mod socket;
+mod stats;
 pub mod sys;
 
 pub use config::{Config, Reservation, RetryPolicy, SCM_MAX_FD};
@@ -130,3 +132,4 @@ pub use error::{Error, ProtocolError};
 pub use event::{Event, Interest, RecvToken, SendToken, Want};
 pub use passer::Passer;
 pub use shared_socket::SharedSocket;
+pub use stats::Stats;
