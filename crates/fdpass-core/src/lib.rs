@@ -21,6 +21,10 @@
 //!   [`Want::Now`] or [`Want::WhenReady`]), [`Passer::poll_timeout`] (the next
 //!   deadline), and [`Passer::poll_event`] ([`Event::Sent`],
 //!   [`Event::Received`], [`Event::Closed`], [`Event::Failed`]).
+//! - Observing: [`Passer::stats`], a [`Stats`] snapshot of gauges and
+//!   counters for a metrics exporter; with the `tracing` feature, events
+//!   for full-table stalls, send back-pressure, protocol errors, failures
+//!   and the peer's close (`docs/design.md`, "Observability").
 //!
 //! ## The whole driving loop
 //! A plain `poll(2)` loop, here receiving three descriptors:

@@ -18,10 +18,10 @@ fn stats_reflect_traffic_both_ways_and_the_peers_close() {
         a.push_send_many((0..3).map(|_| pipe_read_end())).unwrap();
         a.flush().await.unwrap();
         for _ in 0..3 {
-            b.recv().await.unwrap();
+            b.recv().await.unwrap().expect("a descriptor");
         }
         b.send(pipe_read_end()).await.unwrap();
-        a.recv().await.unwrap();
+        a.recv().await.unwrap().expect("a descriptor");
 
         let (sa, sb) = (a.stats(), b.stats());
         assert_eq!(
