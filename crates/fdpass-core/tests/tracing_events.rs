@@ -11,6 +11,7 @@
 #![cfg(feature = "tracing")]
 
 mod common;
+mod support;
 
 use std::fmt::Debug;
 use std::io::Write;
@@ -24,6 +25,7 @@ use fdpass_core::{Config, Event, Passer, Reservation};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+use support::{Fake, SendStep, Side, RETRY};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Level, Metadata, Subscriber};
@@ -176,6 +178,60 @@ fn a_peer_close_logs_at_debug_and_a_failure_warns() {
         logged[1]
     );
     assert!(logged[1].field("error").is_some(), "{:?}", logged[1]);
+}
+
+/// Send back-pressure refused twice in a row (`ETOOMANYREFS`, then
+/// `ENOBUFS`, scripted on the simulated kernel): one `DEBUG` event at the
+/// start naming the first errno, one at the end with the episode's length.
+#[test]
+fn send_backpressure_logs_its_start_once_and_its_end() {
+    let recorder = Recorder::default();
+    let fake = Fake::new("send_backpressure_logs_its_start_once_and_its_end");
+    recorder.capture(|| {
+        let config = support::config(Reservation::Peek, 2);
+        let mut a = fake.passer(Side::A, config).unwrap();
+        a.push_send(fake.numbered(Side::A)).unwrap();
+        fake.on_send(Side::A, SendStep::Fail(Errno::TOOMANYREFS));
+        fake.on_send(Side::A, SendStep::Fail(Errno::NOBUFS));
+        let t0 = Instant::now();
+        a.handle_writable(t0);
+        let t1 = t0 + RETRY.initial;
+        a.handle_timeout(t1);
+        a.handle_writable(t1);
+        let t2 = t1 + RETRY.initial * 2;
+        a.handle_timeout(t2);
+        a.handle_writable(t2);
+        assert!(matches!(a.poll_event(), Some(Event::Sent(_))));
+        drop(a);
+    });
+    let events = recorder.take();
+    let logged = above_trace(&events);
+    assert_eq!(logged.len(), 2, "{events:#?}");
+    assert_eq!(logged[0].level, Level::DEBUG);
+    assert!(
+        logged[0].message.starts_with("send back-pressure:"),
+        "{:?}",
+        logged[0]
+    );
+    let errno = Errno::TOOMANYREFS.raw_os_error().to_string();
+    assert_eq!(
+        logged[0].field("errno"),
+        Some(errno.as_str()),
+        "{:?}",
+        logged[0]
+    );
+    assert_eq!(logged[1].level, Level::DEBUG);
+    assert!(
+        logged[1].message.starts_with("send back-pressure over"),
+        "{:?}",
+        logged[1]
+    );
+    let waited = (RETRY.initial * 3).as_secs_f64();
+    assert_eq!(
+        logged[1].field("waited_secs"),
+        Some(format!("{waited:?}").as_str())
+    );
+    fake.finish();
 }
 
 /// Two full-table episodes in a child with a lowered `RLIMIT_NOFILE`, each
