@@ -444,6 +444,13 @@ impl<S: Sys> Passer<S> {
         if self.recv_retry.take_due(now) {
             self.read_blocked = false;
             match self.slots.refill(&mut self.sys) {
+                // The sentinel reservation is whole again: the next message
+                // has room, so the stall is over even if none waits yet.
+                Ok(Room::Available) if self.config.reservation == Reservation::Sentinel => {
+                    if let Some(waited) = self.recv_retry.end_episode(now) {
+                        diagnostics::full_table_ended(self.socket.as_raw_fd(), waited);
+                    }
+                }
                 Ok(Room::Available) => {}
                 Ok(Room::Full) => self.wait_for_room(now),
                 Err(e) => self.fail(e.into()),

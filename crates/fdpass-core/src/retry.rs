@@ -69,10 +69,21 @@ impl Retry {
     /// The operation succeeded at `now`: the next backoff starts small again.
     /// Returns the length of the episode this ends, if one was in progress.
     pub(crate) fn succeeded(&mut self, now: Instant) -> Option<Duration> {
+        let length = self.end_episode(now);
+        self.reset();
+        length
+    }
+
+    /// What was waited for is there again at `now` (room in the table)
+    /// although no operation ran yet: ends the episode in progress, if any,
+    /// and returns its length. The backoff delay is left as it is.
+    pub(crate) fn end_episode(&mut self, now: Instant) -> Option<Duration> {
         if self.episode.is_some() {
             self.see(now);
         }
-        self.reset()
+        let length = self.episode.take()?.length();
+        self.waited = self.waited.saturating_add(length);
+        Some(length)
     }
 
     /// Forgets the pending retry (a success, or the end of the passer): the

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 /// A *full-table episode* begins when a receive finds no room in the
 /// descriptor table for what waits (`EMFILE`, or a lowered `RLIMIT_NOFILE`)
 /// and the passer starts backing off, and ends with the next successful
-/// receive, however many retries that takes. While one lasts, descriptors
+/// receive, however many retries that takes (with
+/// [`Reservation::Sentinel`](crate::Reservation::Sentinel), as soon as a
+/// retry makes the reservation whole again, even if no message waits yet). While one lasts, descriptors
 /// wait in the socket: nothing is lost, but delivery stalls, which
 /// [`full_table_since`](Self::full_table_since) makes visible. A *send
 /// back-pressure episode* is the same on the sending side, from the first

@@ -204,6 +204,74 @@ fn stall_in_a_full_table() {
     );
 }
 
+/// With the sentinel strategy a full table stalls receiving after a
+/// receive, when the slots it used cannot be taken back: the stall shows
+/// while the reservation is short and ends as soon as a retry refills it,
+/// before the next message is read (an idle wait for the peer is no stall).
+#[test]
+fn a_sentinel_stall_lasts_until_the_reservation_is_whole_again() {
+    const NAME: &str = "a_sentinel_stall_lasts_until_the_reservation_is_whole_again";
+    if common::role().as_deref() == Some("stalled") {
+        return sentinel_stall();
+    }
+    let output = self_command(NAME, "stalled").output().unwrap();
+    let line = results(&output).swap_remove(0);
+    assert_eq!(field(&line, "episodes"), 1, "{line}");
+    assert_eq!(field(&line, "waited_ms"), 2000, "{line}");
+    assert_eq!(field(&line, "received"), 2, "{line}");
+}
+
+/// Child side of the test above.
+fn sentinel_stall() {
+    let config = Config::default()
+        .with_reservation(Reservation::Sentinel)
+        .with_max_fds_per_message(1);
+    let (mut sender, mut receiver) = Passer::pair(config).unwrap();
+    let t0 = Instant::now();
+    sender.push_send(numbered_pipe(1)).unwrap();
+    sender.push_send(numbered_pipe(2)).unwrap();
+    sender.handle_writable(t0);
+    limit_table();
+    let fillers = fill_table();
+    receiver.push_recv().unwrap();
+    receiver.push_recv().unwrap();
+    // The first message arrives in the reserved slot, which cannot be
+    // taken back: the second waits.
+    receiver.handle_readable(t0);
+    let Some(Event::Received(_, first)) = receiver.poll_event() else {
+        panic!("the reserved slot did not take the first descriptor");
+    };
+    assert!(receiver.poll_event().is_none());
+    let stalled = receiver.stats();
+    assert_eq!(stalled.full_table_since, Some(t0), "{stalled:?}");
+    assert_eq!(stalled.descriptors_received, 1);
+
+    let t1 = t0 + Duration::from_secs(1);
+    receiver.handle_timeout(t1);
+    assert!(receiver.stats().is_stalled(), "still no room");
+
+    drop(fillers);
+    let t2 = t0 + Duration::from_secs(2);
+    receiver.handle_timeout(t2);
+    let refilled = receiver.stats();
+    assert!(
+        !refilled.is_stalled(),
+        "the reservation is whole: {refilled:?}"
+    );
+    receiver.handle_readable(t2);
+    let Some(Event::Received(_, second)) = receiver.poll_event() else {
+        panic!("the second descriptor did not arrive once there was room");
+    };
+    assert_eq!((read_number(first), read_number(second)), (1, 2));
+    let after = receiver.stats();
+    println!(
+        "RESULT episodes={} waited_ms={} received={}",
+        after.full_table_episodes,
+        after.full_table_wait.as_millis(),
+        after.descriptors_received
+    );
+}
+
 /// Send back-pressure (`ETOOMANYREFS`, here scripted twice in a row) is one
 /// episode from the first refusal to the message the kernel takes.
 #[test]
