@@ -21,6 +21,10 @@
 //!   [`Want::Now`] or [`Want::WhenReady`]), [`Passer::poll_timeout`] (the next
 //!   deadline), and [`Passer::poll_event`] ([`Event::Sent`],
 //!   [`Event::Received`], [`Event::Closed`], [`Event::Failed`]).
+//! - Observing: [`Passer::stats`], a [`Stats`] snapshot of gauges and
+//!   counters for a metrics exporter; with the `tracing` feature, events
+//!   for full-table stalls, send back-pressure, protocol errors, failures
+//!   and the peer's close (`docs/design.md`, "Observability").
 //!
 //! ## The whole driving loop
 //! A plain `poll(2)` loop, here receiving three descriptors:
@@ -113,6 +117,7 @@ pub mod child;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod close_range;
 mod config;
+mod diagnostics;
 pub mod disposal;
 pub mod driver;
 mod error;
@@ -126,6 +131,7 @@ mod retry;
 mod send_queue;
 mod shared_socket;
 pub mod socket;
+mod stats;
 pub mod sys;
 
 pub use config::{Config, Reservation, RetryPolicy, SCM_MAX_FD};
@@ -133,3 +139,4 @@ pub use error::{Error, ProtocolError};
 pub use event::{Event, Interest, RecvToken, SendToken, Want};
 pub use passer::Passer;
 pub use shared_socket::SharedSocket;
+pub use stats::Stats;

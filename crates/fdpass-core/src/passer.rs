@@ -12,10 +12,11 @@ use crate::reservation::{Room, Slots, REFUSAL_MARGIN};
 use crate::retry::Retry;
 use crate::send_queue::SendQueue;
 use crate::shared_socket::SharedSocket;
+use crate::stats::Counters;
 use crate::sys::{Received, RecvMode, Sys, SystemCalls};
 use crate::{
-    Config, Error, Event, Interest, ProtocolError, RecvToken, Reservation, SendToken, Want,
-    SCM_MAX_FD,
+    diagnostics, Config, Error, Event, Interest, ProtocolError, RecvToken, Reservation, SendToken,
+    Stats, Want, SCM_MAX_FD,
 };
 
 /// The payload of every message: one zero byte per descriptor.
@@ -104,6 +105,8 @@ pub struct Passer<S: Sys = SystemCalls> {
     write_blocked: bool,
     send_retry: Retry,
     recv_retry: Retry,
+    /// What [`Passer::stats`] reports besides the queues and the retries.
+    counters: Counters,
     /// Reused receive buffers: payload bytes and installed descriptors.
     bytes: Vec<u8>,
     fds: Vec<OwnedFd>,
@@ -204,6 +207,7 @@ impl<S: Sys> Passer<S> {
             write_blocked: false,
             send_retry: Retry::new(config.retry),
             recv_retry: Retry::new(config.retry),
+            counters: Counters::default(),
             bytes: vec![0; config.max_fds_per_message],
             fds: Vec::with_capacity(config.max_fds_per_message),
         })
@@ -448,8 +452,15 @@ impl<S: Sys> Passer<S> {
         if self.recv_retry.take_due(now) {
             self.read_blocked = false;
             match self.slots.refill(&mut self.sys) {
+                // The sentinel reservation is whole again: the next message
+                // has room, so the stall is over even if none waits yet.
+                Ok(Room::Available) if self.config.reservation == Reservation::Sentinel => {
+                    if let Some(waited) = self.recv_retry.end_episode(now) {
+                        diagnostics::full_table_ended(self.socket.as_raw_fd(), waited);
+                    }
+                }
                 Ok(Room::Available) => {}
-                Ok(Room::Full) => self.recv_retry.back_off(now),
+                Ok(Room::Full) => self.wait_for_room(now),
                 Err(e) => self.fail(e.into()),
             }
         }
@@ -633,6 +644,46 @@ impl<S: Sys> Passer<S> {
         self.send.len() + self.recv.read_ahead_len() + self.slots.held()
     }
 
+    /// A snapshot of this passer's gauges and counters, for a metrics
+    /// exporter: queues, held descriptors, full-table and send back-pressure
+    /// episodes (in progress since when, how many, how long in all),
+    /// messages and descriptors sent and received, protocol errors, peer
+    /// closes and failures. See [`Stats`] for each field's kind and unit.
+    /// Costs no system call.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// a.handle_writable(std::time::Instant::now());
+    /// let stats = a.stats();
+    /// assert_eq!((stats.messages_sent, stats.descriptors_sent), (1, 1));
+    /// assert_eq!(stats.full_table_episodes, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let counters = &self.counters;
+        Stats {
+            queued_sends: self.queued_sends(),
+            outstanding_recvs: self.outstanding_recvs(),
+            held_descriptors: self.held_descriptors(),
+            full_table_since: self.recv_retry.episode_started(),
+            send_backpressure_since: self.send_retry.episode_started(),
+            messages_sent: counters.messages_sent,
+            descriptors_sent: counters.descriptors_sent,
+            messages_received: counters.messages_received,
+            descriptors_received: counters.descriptors_received,
+            full_table_episodes: self.recv_retry.episodes(),
+            full_table_wait: self.recv_retry.waited(),
+            send_backpressure_episodes: self.send_retry.episodes(),
+            send_backpressure_wait: self.send_retry.waited(),
+            protocol_errors: counters.protocol_errors,
+            peer_closes: counters.peer_closes,
+            failures: counters.failures,
+        }
+    }
+
     /// Whether the peer's orderly close has been seen.
     ///
     /// ```
@@ -702,7 +753,7 @@ impl<S: Sys> Passer<S> {
             // kernel would truncate the message and drop its descriptors.
             match self.slots.fit_under_limit(&mut self.sys) {
                 Ok(Room::Available) => {}
-                Ok(Room::Full) => return self.recv_retry.back_off(now),
+                Ok(Room::Full) => return self.wait_for_room(now),
                 Err(e) => return self.fail(e.into()),
             }
         }
@@ -719,7 +770,7 @@ impl<S: Sys> Passer<S> {
             // that found nothing leaves the reservation whole.
             match self.slots.refill(&mut self.sys) {
                 Ok(Room::Available) => {}
-                Ok(Room::Full) => self.recv_retry.back_off(now),
+                Ok(Room::Full) => self.wait_for_room(now),
                 Err(e) => return self.fail_with_fds(e.into()),
             }
         }
@@ -775,8 +826,12 @@ impl<S: Sys> Passer<S> {
         // one: then the reservation is short and only that retry takes the
         // slots back (clearing it would leave the passer waiting forever).
         if self.slots.is_ready() {
-            self.recv_retry.reset();
+            if let Some(waited) = self.recv_retry.succeeded(now) {
+                diagnostics::full_table_ended(self.socket.as_raw_fd(), waited);
+            }
         }
+        self.counters.messages_received += u64::from(!self.fds.is_empty());
+        self.counters.descriptors_received += self.fds.len() as u64;
         self.deliver_received();
     }
 
@@ -820,7 +875,7 @@ impl<S: Sys> Passer<S> {
             self.socket.as_fd(),
             expected + REFUSAL_MARGIN,
         ) {
-            Ok(Room::Full) => self.recv_retry.back_off(now),
+            Ok(Room::Full) => self.wait_for_room(now),
             // Ample room now: the table was full a moment ago, or the kernel
             // refuses these descriptors. The probe slots stay held and are
             // freed right before the retry; a refusal repeats whatever room
@@ -831,6 +886,14 @@ impl<S: Sys> Passer<S> {
                 }
             }
             Err(e) => self.fail(e.into()),
+        }
+    }
+
+    /// No room in the descriptor table: back off, and note when that starts
+    /// a full-table episode.
+    fn wait_for_room(&mut self, now: Instant) {
+        if self.recv_retry.back_off(now) {
+            diagnostics::full_table_started(self.socket.as_raw_fd());
         }
     }
 
@@ -871,6 +934,10 @@ impl<S: Sys> Passer<S> {
     }
 
     fn on_peer_closed(&mut self) {
+        if !self.peer_closed {
+            self.counters.peer_closes += 1;
+            diagnostics::peer_closed(self.socket.as_raw_fd());
+        }
         self.peer_closed = true;
         self.recv.drop_requests();
         self.report_end_when_drained();
@@ -963,13 +1030,21 @@ impl<S: Sys> Passer<S> {
                 for fd in sent {
                     self.sys.close(fd);
                 }
-                self.send_retry.reset();
+                self.counters.messages_sent += 1;
+                self.counters.descriptors_sent += batch_len as u64;
+                if let Some(waited) = self.send_retry.succeeded(now) {
+                    diagnostics::send_backpressure_ended(self.socket.as_raw_fd(), waited);
+                }
                 self.events.push_back(Event::Sent(token));
             }
             Err(Errno::AGAIN) => self.write_blocked = true,
             Err(Errno::INTR) => {}
             // Back-pressure: the per-user in-flight limit or kernel memory.
-            Err(Errno::TOOMANYREFS | Errno::NOBUFS | Errno::NOMEM) => self.send_retry.back_off(now),
+            Err(e @ (Errno::TOOMANYREFS | Errno::NOBUFS | Errno::NOMEM)) => {
+                if self.send_retry.back_off(now) {
+                    diagnostics::send_backpressure_started(self.socket.as_raw_fd(), e);
+                }
+            }
             Err(e) => self.fail(e.into()),
         }
     }
@@ -987,6 +1062,9 @@ impl<S: Sys> Passer<S> {
     /// copy too, once the message it came from was consumed), so all go to
     /// disposal.
     fn let_go_of_installed(&mut self) {
+        if !self.fds.is_empty() {
+            diagnostics::disposed_installed(self.socket.as_raw_fd(), self.fds.len());
+        }
         for fd in self.fds.drain(..) {
             self.sys.dispose(fd);
         }
@@ -994,6 +1072,11 @@ impl<S: Sys> Passer<S> {
 
     fn fail(&mut self, error: Error) {
         if matches!(self.state, State::Open) {
+            self.counters.failures += 1;
+            if matches!(error, Error::Protocol(_)) {
+                self.counters.protocol_errors += 1;
+            }
+            diagnostics::failed(self.socket.as_raw_fd(), &error);
             self.release_all();
             self.state = State::Failed(error.clone());
             self.events.push_back(Event::Failed(error));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fdpass_core::child::Handoff;
 use fdpass_core::socket::PeerCredentials;
-use fdpass_core::{Config, Error, Event, RecvToken, SendToken, Want};
+use fdpass_core::{Config, Error, Event, RecvToken, SendToken, Stats, Want};
 use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -367,6 +367,29 @@ impl Passer {
     /// ```
     pub fn config(&self) -> &Config {
         self.core.config()
+    }
+
+    /// A snapshot of this passer's gauges and counters for a metrics
+    /// exporter (see [`Stats`] for each field's kind and unit): queued
+    /// sends, outstanding receives, descriptors held, full-table and send
+    /// back-pressure episodes (whether one is in progress, since when, how
+    /// many, how long in all, measured with the `now` your loop passes to
+    /// [`handle_timeout`](Self::handle_timeout) and the reads it drives),
+    /// messages and descriptors sent and received, protocol errors, peer
+    /// closes and failures.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (mut a, _b) = fdpass_mio::Passer::pair()?;
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send(read_end)?; // written at once: the socket has room
+    /// let stats = a.stats();
+    /// assert_eq!((stats.messages_sent, stats.descriptors_sent), (1, 1));
+    /// assert_eq!(stats.queued_sends, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
     }
 
     /// The core state machine, for its read-only accessors

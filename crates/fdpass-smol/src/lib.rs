@@ -85,6 +85,6 @@ mod stream;
 pub use crate::futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
 pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
-pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};
+pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy, Stats};
 pub use listener::Listener;
 pub use passer::Passer;

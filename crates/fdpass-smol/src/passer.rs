@@ -9,7 +9,7 @@ use async_io::Async;
 use fdpass_core::child::Handoff;
 use fdpass_core::driver::Handle;
 use fdpass_core::socket::PeerCredentials;
-use fdpass_core::{Config, Error};
+use fdpass_core::{Config, Error, Stats};
 
 use crate::reactor::SmolReactor;
 use crate::{Closed, Flush, RecvFd, RecvMany, SendFd};
@@ -338,6 +338,32 @@ impl Passer {
     /// ```
     pub fn config(&self) -> Config {
         self.handle.config()
+    }
+
+    /// A snapshot of this connection's gauges and counters for a metrics
+    /// exporter: queued sends, waiting receive calls, descriptors held,
+    /// full-table and send back-pressure episodes (whether one is in
+    /// progress, since when, how many, how long in all), messages and
+    /// descriptors sent and received, protocol errors, peer closes and
+    /// failures. See [`Stats`] for each field's kind and unit. Every clone
+    /// of this passer reads the same connection's figures.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// smol::block_on(async {
+    ///     let (a, b) = fdpass_smol::Passer::pair()?;
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     a.send(read_end.into()).await?;
+    ///     let _fd = b.recv().await?;
+    ///     assert_eq!(a.stats().descriptors_sent, 1);
+    ///     assert_eq!(b.stats().descriptors_received, 1);
+    ///     assert!(!b.stats().is_stalled());
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.handle.stats()
     }
 
     /// Who is at the other end, as the kernel recorded it when the peer

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fdpass_core::child::Handoff;
 use fdpass_core::driver::Handle;
 use fdpass_core::socket::PeerCredentials;
-use fdpass_core::{Config, Error};
+use fdpass_core::{Config, Error, Stats};
 
 use crate::reactor::TokioReactor;
 use crate::{Closed, Flush, RecvFd, RecvMany, SendFd};
@@ -371,6 +371,30 @@ impl Passer {
     /// ```
     pub fn config(&self) -> Config {
         self.handle.config()
+    }
+
+    /// A snapshot of this connection's gauges and counters for a metrics
+    /// exporter: queued sends, waiting receive calls, descriptors held,
+    /// full-table and send back-pressure episodes (whether one is in
+    /// progress, since when, how many, how long in all), messages and
+    /// descriptors sent and received, protocol errors, peer closes and
+    /// failures. See [`Stats`] for each field's kind and unit. Every clone
+    /// of this passer reads the same connection's figures.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// a.send(read_end.into()).await?;
+    /// let _fd = b.recv().await?;
+    /// assert_eq!(a.stats().descriptors_sent, 1);
+    /// assert_eq!(b.stats().descriptors_received, 1);
+    /// assert!(!b.stats().is_stalled());
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.handle.stats()
     }
 
     /// Who is at the other end, as the kernel recorded it when the peer

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use super::futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
 use super::{Driver, Reactor, RecvRequest, Waiter};
-use crate::{Config, Error, Passer};
+use crate::{Config, Error, Passer, Stats};
 
 /// The driver and the reactor of one connection, behind one lock. Every
 /// operation locks it briefly and never across an `.await`.
@@ -149,6 +149,32 @@ impl<R: Reactor> Handle<R> {
     /// ```
     pub fn config(&self) -> Config {
         *self.shared.lock().driver.passer().config()
+    }
+
+    /// A snapshot of the connection's gauges and counters (see
+    /// [`Driver::stats`]); every handle on it reads the same.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let a = Handle::new(a, TryAlways);
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// a.push_send(read_end.into())?; // written at once
+    /// assert_eq!(a.clone().stats().descriptors_sent, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().driver.stats()
     }
 
     /// Queues `fd` at once; the future resolves when the kernel took it.

@@ -48,7 +48,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::{Error, Event, Passer, RecvToken, SendToken, Want};
+use crate::{Error, Event, Passer, RecvToken, SendToken, Stats, Want};
 
 mod futures;
 mod handle;
@@ -448,6 +448,31 @@ impl Driver {
     /// ```
     pub fn passer(&self) -> &Passer {
         &self.passer
+    }
+
+    /// The passer's [`Stats`], as the application sees them through this
+    /// driver: [`outstanding_recvs`](Stats::outstanding_recvs) counts the
+    /// receive calls waiting in line (a `recv_many` is one), and
+    /// [`held_descriptors`](Stats::held_descriptors) includes descriptors
+    /// received for them and not yet claimed.
+    ///
+    /// ```
+    /// use fdpass_core::driver::Driver;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (passer, _peer) = Passer::pair(Config::default())?;
+    /// let mut driver = Driver::new(passer);
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// driver.push_send(read_end)?;
+    /// assert_eq!(driver.stats().queued_sends, 1); // not written yet
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.passer.stats();
+        stats.outstanding_recvs = self.line.len();
+        stats.held_descriptors += self.received.len();
+        stats
     }
 
     /// Queues `fd` for sending (see [`Passer::push_send`]). Nothing is written
