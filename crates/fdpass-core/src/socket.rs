@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
+use crate::shared_socket::SharedSocket;
+
 mod bind;
 
 /// A new connected `SOCK_STREAM` socketpair, both ends close-on-exec.
@@ -140,6 +142,14 @@ pub fn connect_error(path: &Path, e: io::Error) -> io::Error {
 /// [`io::ErrorKind::WouldBlock`] when no connection waits, and the listener
 /// can be registered with any reactor through [`AsFd`].
 ///
+/// Dropping it never blocks: Linux releases the connections still waiting to
+/// be accepted together with the listener, and their queues may hold files a
+/// client passed, whose last close can wait as long as that client likes
+/// (`unix_release_sock` in `net/unix/af_unix.c`). So the listener is shut
+/// down at once (new connections are refused from then on) and closed on a
+/// background thread (see [`disposal`](crate::disposal)). The socket file
+/// stays at the path, as with std's `UnixListener`.
+///
 /// ```
 /// use fdpass_core::socket::{connect, Listener};
 ///
@@ -152,7 +162,10 @@ pub fn connect_error(path: &Path, e: io::Error) -> io::Error {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Listener {
-    socket: OwnedFd,
+    /// Released off the dropping thread when the listener is dropped: the
+    /// connections still waiting to be accepted are released with it, and
+    /// their queues may hold files a client chose (see `disposal`).
+    socket: SharedSocket,
     path: PathBuf,
     admit: Option<PeerCheck>,
 }
@@ -361,7 +374,7 @@ impl Listener {
     pub fn bind_with_mode(path: impl AsRef<Path>, mode: u32) -> io::Result<Listener> {
         let path = path.as_ref();
         Ok(Listener {
-            socket: bind::bind_listening(path, mode)?,
+            socket: SharedSocket::new(bind::bind_listening(path, mode)?),
             path: path.to_path_buf(),
             admit: None,
         })
@@ -479,7 +492,7 @@ impl Listener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_fd(self) -> OwnedFd {
-        self.socket
+        self.socket.into_fd()
     }
 }
 

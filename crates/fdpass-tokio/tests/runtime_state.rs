@@ -176,7 +176,26 @@ fn creating_a_passer_outside_a_runtime_is_an_error_not_a_panic() {
     assert!(Passer::pair().is_err());
 }
 
-/// Created in one runtime, dropped after it shut down: no panic, nothing
+/// Binding a listener outside any runtime is an error, not tokio's panic,
+/// and leaves nothing bound at the path.
+#[test]
+fn binding_a_listener_outside_a_runtime_is_an_error_not_a_panic() {
+    let dir = std::env::temp_dir().join(format!(
+        "fdpass-tokio-listener-no-runtime-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bound = std::panic::catch_unwind(|| fdpass_tokio::Listener::bind(dir.join("sock")));
+    match bound {
+        Ok(Err(Error::Io(e))) => assert_eq!(e.kind(), std::io::ErrorKind::Other),
+        Ok(other) => panic!("expected an error, got {other:?}"),
+        Err(_) => panic!("binding a listener outside a runtime panicked"),
+    }
+    assert!(!dir.join("sock").exists(), "a socket file was left bound");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// leaked.
 #[test]
 fn a_passer_dropped_after_its_runtime_never_panics() {
