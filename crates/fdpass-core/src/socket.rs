@@ -40,8 +40,13 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// The returned socket is close-on-exec and blocking; the passer built on it
 /// makes it non-blocking.
 ///
-/// Connecting to a Unix socket completes at once unless the listener's
-/// backlog is full, in which case this call waits for room like `connect(2)`.
+/// Never waits. Connecting to a Unix socket completes at once, except when
+/// the listener's backlog is full: a blocking `connect(2)` would then wait
+/// for room for as long as the listener (or other clients filling its
+/// backlog) likes, so the connect is made non-blocking and a full backlog is
+/// an error of kind [`io::ErrorKind::WouldBlock`] (`EAGAIN`, Linux's
+/// `unix_stream_connect` in `net/unix/af_unix.c`); try again later. BSD
+/// kernels and macOS refuse a full backlog with `ECONNREFUSED` instead.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("fdpass-doc-connect-{}", std::process::id()));
@@ -55,13 +60,16 @@ pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
     // The system's error as is (callers match on `raw_os_error`); the
     // adapters' `connect` adds the path and advice with `connect_error`.
     let addr = SocketAddrUnix::new(path.as_ref())?;
+    // Non-blocking for the connect only, so that a full backlog is an error
+    // at once instead of a wait the listener chooses.
     let socket = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,
-        SocketFlags::CLOEXEC,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         None,
     )?;
     rustix::net::connect(&socket, &addr)?;
+    rustix::io::ioctl_fionbio(&socket, false)?;
     Ok(socket)
 }
 
