@@ -108,11 +108,7 @@ impl Listener {
         config.validate()?;
         // Registering outside a runtime would panic in tokio; checked before
         // anything is bound.
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::from(std::io::Error::other(
-                "fdpass-tokio: a listener must be created inside a tokio runtime (with IO enabled)",
-            )));
-        }
+        crate::reactor::require_runtime("a listener")?;
         let bound = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
         let copy = bound.as_fd().try_clone_to_owned()?;
         let std = std::os::unix::net::UnixListener::from(copy);

@@ -196,6 +196,38 @@ fn binding_a_listener_outside_a_runtime_is_an_error_not_a_panic() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Spawning a child with a hand-off outside any runtime is an error, not
+/// tokio's panic, and starts no child (it would be left without a peer).
+/// Runs in a child process of its own, so that no other test's children
+/// count.
+#[test]
+fn spawning_a_child_outside_a_runtime_is_an_error_and_starts_no_child() {
+    const NAME: &str = "spawning_a_child_outside_a_runtime_is_an_error_and_starts_no_child";
+    if !is_child(NAME) {
+        return in_child(NAME);
+    }
+    let spawned = std::panic::catch_unwind(|| {
+        Passer::spawn_child(&mut tokio::process::Command::new("true")).map(drop)
+    });
+    match spawned {
+        Ok(Err(Error::Io(e))) => assert_eq!(e.kind(), std::io::ErrorKind::Other),
+        Ok(other) => panic!("expected an error, got {other:?}"),
+        Err(_) => panic!("spawning a child outside a runtime panicked"),
+    }
+    let spawned = Passer::spawn_std_child(&mut Command::new("true")).map(drop);
+    match spawned {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::Other),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // No child was started: this process has none to wait for.
+    assert_eq!(
+        rustix::process::wait(rustix::process::WaitOptions::NOHANG).map(|w| w.is_some()),
+        Err(rustix::io::Errno::CHILD),
+        "a child process was started"
+    );
+}
+
+/// Created in one runtime, dropped after it shut down: no panic, nothing
 /// leaked.
 #[test]
 fn a_passer_dropped_after_its_runtime_never_panics() {
