@@ -218,6 +218,16 @@ impl Handoff {
     /// ```
     pub fn new() -> io::Result<Handoff> {
         let (parent, child) = crate::socket::pair()?;
+        // A parent without standard descriptors (a daemon that closed them)
+        // gets the lowest free numbers, 0 to 2, from socketpair. In the
+        // child the spawn sets up stdin, stdout and stderr over those
+        // numbers (or leaves the socket there as one of them), so the
+        // child's end must live above them.
+        let child = if child.as_raw_fd() <= 2 {
+            rustix::io::fcntl_dupfd_cloexec(&child, 3)?
+        } else {
+            child
+        };
         let id = identity(child.as_fd())?;
         Ok(Handoff { parent, child, id })
     }

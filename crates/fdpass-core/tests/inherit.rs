@@ -234,3 +234,42 @@ fn a_socket_is_adopted_once_and_only_with_its_identity() {
         Some(other) => panic!("no role {other:?}"),
     }
 }
+
+/// A parent started with its standard descriptors closed (a daemon) still
+/// hands its worker the socket: the child's end must not take number 0, 1
+/// or 2, where the spawn sets up the worker's standard streams over it (or
+/// leaves it to be written as the worker's stdout).
+#[test]
+fn a_handoff_reaches_its_worker_even_from_a_parent_without_standard_descriptors() {
+    const TEST: &str =
+        "a_handoff_reaches_its_worker_even_from_a_parent_without_standard_descriptors";
+    match role().as_deref() {
+        None => {
+            // Closing standard descriptors is process-wide: a child does it.
+            let output = command(TEST, "parent").output().expect("run the parent");
+            assert_success("the parent without stdin and stdout", &output);
+        }
+        Some("parent") => {
+            // SAFETY: this process owns its standard input and output and
+            // gives them up here: nothing else in it uses them from now on
+            // (the test harness ignores writes to a closed stdout).
+            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(0) });
+            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(1) });
+            let handoff = Handoff::new().expect("socketpair");
+            let mut worker = command(TEST, "worker");
+            handoff.configure(&mut worker);
+            let child = worker.spawn().expect("spawn the worker");
+            let ours = handoff.finish();
+            let answer = exchange(&ours, b'p');
+            drop(ours);
+            let output = child.wait_with_output().expect("wait for the worker");
+            assert_success("the worker", &output);
+            assert_eq!(answer.ok(), Some(b'w'), "the worker did not answer");
+        }
+        Some("worker") => {
+            let adopted = adopt_inherited().expect("the hand-off was made for this process");
+            assert_eq!(exchange(&adopted, b'w').expect("exchange"), b'p');
+        }
+        Some(_) => {}
+    }
+}
