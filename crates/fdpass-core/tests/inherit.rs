@@ -273,3 +273,58 @@ fn a_handoff_reaches_its_worker_even_from_a_parent_without_standard_descriptors(
         Some(_) => {}
     }
 }
+
+/// A command configured by a hand-off that is gone by the time it is
+/// spawned must not pass the child whatever file now has the hand-off's old
+/// number: the spawn fails instead of leaking an unrelated descriptor.
+#[test]
+fn a_command_spawned_after_its_handoff_is_gone_inherits_nothing_else() {
+    const TEST: &str = "a_command_spawned_after_its_handoff_is_gone_inherits_nothing_else";
+    const NUMBER_VAR: &str = "FDPASS_INHERIT_TEST_NUMBER";
+    match role().as_deref() {
+        None => {
+            // Descriptor numbers are process-wide: a child plays the parent.
+            let output = command(TEST, "parent").output().expect("run the parent");
+            assert_success("the parent", &output);
+        }
+        Some("parent") => {
+            let handoff = Handoff::new().expect("socketpair");
+            let mut worker = command(TEST, "worker");
+            handoff.configure(&mut worker);
+            let number: RawFd = worker
+                .get_envs()
+                .find(|(key, _)| *key == ENV_VAR)
+                .and_then(|(_, value)| value?.to_str()?.parse().ok())
+                .expect("the hand-off names its number");
+            drop(handoff);
+            // An unrelated file of the parent's takes that number.
+            let mut files = Vec::new();
+            let unrelated = loop {
+                let file = OwnedFd::from(std::fs::File::open("/dev/null").expect("open"));
+                if file.as_raw_fd() == number {
+                    break file;
+                }
+                assert!(
+                    file.as_raw_fd() < number + 64,
+                    "number {number} never reused"
+                );
+                files.push(file);
+            };
+            worker.env(NUMBER_VAR, number.to_string());
+            match worker.output() {
+                // Refused: nothing leaked.
+                Err(_) => {}
+                Ok(output) => assert_success("the worker", &output),
+            }
+            drop((unrelated, files));
+        }
+        Some("worker") => {
+            let number: RawFd = std::env::var(NUMBER_VAR).unwrap().parse().unwrap();
+            assert!(
+                !is_open(number),
+                "the parent's unrelated descriptor {number} leaked into the worker"
+            );
+        }
+        Some(_) => {}
+    }
+}
