@@ -360,8 +360,10 @@ impl Passer {
     /// # }
     /// ```
     pub fn from_inherited_with_config(config: Config) -> Result<Passer, Error> {
-        // A bad config must not cost the inherited connection.
+        // A bad config must not cost the inherited connection, and neither
+        // may a missing runtime: the socket can be adopted only once.
         config.validate()?;
+        crate::reactor::require_runtime("a passer")?;
         Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
     }
 

@@ -227,6 +227,47 @@ fn spawning_a_child_outside_a_runtime_is_an_error_and_starts_no_child() {
     );
 }
 
+/// Adopting the inherited socket outside any runtime is an error that
+/// leaves the hand-off intact: the worker adopts it once in a runtime and
+/// it works. Before, the socket was adopted, then released when the passer
+/// could not register, and every later adoption said `AlreadyAdopted`.
+#[test]
+fn adopting_outside_a_runtime_costs_not_the_inherited_connection() {
+    const NAME: &str = "adopting_outside_a_runtime_costs_not_the_inherited_connection";
+    if !is_child(NAME) {
+        let handoff = fdpass_core::child::Handoff::new().unwrap();
+        let mut worker = Command::new(std::env::current_exe().unwrap());
+        worker
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, NAME);
+        handoff.configure(&mut worker);
+        let child = worker.spawn().unwrap();
+        let ours = handoff.finish();
+        let received = runtime().block_on(async {
+            let parent = Passer::new(ours).unwrap();
+            parent.recv().await
+        });
+        let status = child.wait_with_output().unwrap();
+        assert!(
+            status.status.success(),
+            "worker failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let fd = received.unwrap().expect("the worker sent a descriptor");
+        assert_eq!(number_of(fd), 7);
+        return;
+    }
+    match Passer::from_inherited() {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::Other),
+        other => panic!("expected an error outside a runtime, got {other:?}"),
+    }
+    runtime().block_on(async {
+        let passer = Passer::from_inherited().expect("still adoptable");
+        passer.send(numbered(7)).await.unwrap();
+        passer.flush().await.unwrap();
+    });
+}
+
 /// Created in one runtime, dropped after it shut down: no panic, nothing
 /// leaked.
 #[test]
