@@ -218,6 +218,16 @@ impl Handoff {
     /// ```
     pub fn new() -> io::Result<Handoff> {
         let (parent, child) = crate::socket::pair()?;
+        // A parent without standard descriptors (a daemon that closed them)
+        // gets the lowest free numbers, 0 to 2, from socketpair. In the
+        // child the spawn sets up stdin, stdout and stderr over those
+        // numbers (or leaves the socket there as one of them), so the
+        // child's end must live above them.
+        let child = if child.as_raw_fd() <= 2 {
+            rustix::io::fcntl_dupfd_cloexec(&child, 3)?
+        } else {
+            child
+        };
         let id = identity(child.as_fd())?;
         Ok(Handoff { parent, child, id })
     }
@@ -228,6 +238,11 @@ impl Handoff {
     ///
     /// Only that child can adopt the socket: its own children inherit the
     /// variables but not the socket, and [`adopt_inherited`] refuses them.
+    ///
+    /// Spawn while this hand-off lives (before [`finish`](Self::finish)). A
+    /// command spawned after it was dropped or finished fails to spawn
+    /// (`EBADF`) rather than pass the child whatever file of this process
+    /// then has the number.
     ///
     /// ```
     /// use std::process::Command;
@@ -246,13 +261,27 @@ impl Handoff {
         let fd = self.child.as_raw_fd();
         command.env(ENV_VAR, fd.to_string());
         command.env(ID_VAR, &self.id);
+        // The command may be spawned after this hand-off is gone, when the
+        // number is closed or names another file of the parent's: the child
+        // then checks it is still the very socket, and the spawn fails
+        // rather than pass that file on.
+        let (dev, ino) = match rustix::fs::fstat(&self.child) {
+            Ok(stat) => (Some(stat.st_dev), Some(stat.st_ino)),
+            Err(_) => (None, None),
+        };
         // SAFETY: the closure runs in the forked child before exec, where only
-        // async-signal-safe calls are allowed. It makes one fcntl system call
-        // through rustix (no allocation, no lock) on a descriptor the parent
-        // keeps open until the spawn has returned.
+        // async-signal-safe calls are allowed. It makes an fstat and an fcntl
+        // system call through rustix (no allocation, no lock) on the number
+        // the child end had; a number closed since only makes them fail
+        // with EBADF, and one reused for another file is told apart by its
+        // identity and left alone.
         unsafe {
             command.pre_exec(move || {
                 let borrowed = BorrowedFd::borrow_raw(fd);
+                let stat = rustix::fs::fstat(borrowed)?;
+                if Some(stat.st_dev) != dev || Some(stat.st_ino) != ino {
+                    return Err(io::Error::from(rustix::io::Errno::BADF));
+                }
                 rustix::io::fcntl_setfd(borrowed, FdFlags::empty()).map_err(io::Error::from)
             });
         }

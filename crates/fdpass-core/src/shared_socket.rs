@@ -29,6 +29,15 @@ impl SharedSocket {
     pub(crate) fn new(fd: OwnedFd) -> Self {
         SharedSocket { fd: Some(fd) }
     }
+
+    /// Gives up the socket without releasing it: the caller owns it now.
+    pub(crate) fn into_fd(mut self) -> OwnedFd {
+        match self.fd.take() {
+            Some(fd) => fd,
+            // The descriptor leaves only here and in `drop`, each once.
+            None => unreachable!("a shared socket is given up twice"),
+        }
+    }
 }
 
 impl AsFd for SharedSocket {

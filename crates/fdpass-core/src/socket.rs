@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use rustix::io::Errno;
 use rustix::net::SocketAddrUnix;
 
+use crate::shared_socket::SharedSocket;
+
 mod bind;
 
 use crate::platform::{self, Atomicity};
@@ -37,8 +39,13 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// The returned socket is close-on-exec and blocking; the passer built on it
 /// makes it non-blocking.
 ///
-/// Connecting to a Unix socket completes at once unless the listener's
-/// backlog is full, in which case this call waits for room like `connect(2)`.
+/// Never waits. Connecting to a Unix socket completes at once, except when
+/// the listener's backlog is full: a blocking `connect(2)` would then wait
+/// for room for as long as the listener (or other clients filling its
+/// backlog) likes, so the connect is made non-blocking and a full backlog is
+/// an error of kind [`io::ErrorKind::WouldBlock`] (`EAGAIN`, Linux's
+/// `unix_stream_connect` in `net/unix/af_unix.c`); try again later. BSD
+/// kernels and macOS refuse a full backlog with `ECONNREFUSED` instead.
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("fdpass-doc-connect-{}", std::process::id()));
@@ -52,8 +59,11 @@ pub fn connect(path: impl AsRef<Path>) -> io::Result<OwnedFd> {
     // The system's error as is (callers match on `raw_os_error`); the
     // adapters' `connect` adds the path and advice with `connect_error`.
     let addr = SocketAddrUnix::new(path.as_ref())?;
-    let socket = platform::socket(Atomicity::AtCreation, false)?;
+    // Non-blocking for the connect only, so that a full backlog is an error
+    // at once instead of a wait the listener chooses.
+    let socket = platform::socket(Atomicity::AtCreation, true)?;
     rustix::net::connect(&socket, &addr)?;
+    rustix::io::ioctl_fionbio(&socket, false)?;
     Ok(socket)
 }
 
@@ -134,6 +144,14 @@ pub fn connect_error(path: &Path, e: io::Error) -> io::Error {
 /// [`io::ErrorKind::WouldBlock`] when no connection waits, and the listener
 /// can be registered with any reactor through [`AsFd`].
 ///
+/// Dropping it never blocks: Linux releases the connections still waiting to
+/// be accepted together with the listener, and their queues may hold files a
+/// client passed, whose last close can wait as long as that client likes
+/// (`unix_release_sock` in `net/unix/af_unix.c`). So the listener is shut
+/// down at once (new connections are refused from then on) and closed on a
+/// background thread (see [`disposal`](crate::disposal)). The socket file
+/// stays at the path, as with std's `UnixListener`.
+///
 /// ```
 /// use fdpass_core::socket::{connect, Listener};
 ///
@@ -146,7 +164,10 @@ pub fn connect_error(path: &Path, e: io::Error) -> io::Error {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Listener {
-    socket: OwnedFd,
+    /// Released off the dropping thread when the listener is dropped: the
+    /// connections still waiting to be accepted are released with it, and
+    /// their queues may hold files a client chose (see `disposal`).
+    socket: SharedSocket,
     path: PathBuf,
     admit: Option<PeerCheck>,
 }
@@ -397,7 +418,7 @@ impl Listener {
     pub fn bind_with_mode(path: impl AsRef<Path>, mode: u32) -> io::Result<Listener> {
         let path = path.as_ref();
         Ok(Listener {
-            socket: bind::bind_listening(path, mode)?,
+            socket: SharedSocket::new(bind::bind_listening(path, mode)?),
             path: path.to_path_buf(),
             admit: None,
         })
@@ -515,7 +536,7 @@ impl Listener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_fd(self) -> OwnedFd {
-        self.socket
+        self.socket.into_fd()
     }
 }
 

@@ -234,3 +234,97 @@ fn a_socket_is_adopted_once_and_only_with_its_identity() {
         Some(other) => panic!("no role {other:?}"),
     }
 }
+
+/// A parent started with its standard descriptors closed (a daemon) still
+/// hands its worker the socket: the child's end must not take number 0, 1
+/// or 2, where the spawn sets up the worker's standard streams over it (or
+/// leaves it to be written as the worker's stdout).
+#[test]
+fn a_handoff_reaches_its_worker_even_from_a_parent_without_standard_descriptors() {
+    const TEST: &str =
+        "a_handoff_reaches_its_worker_even_from_a_parent_without_standard_descriptors";
+    match role().as_deref() {
+        None => {
+            // Closing standard descriptors is process-wide: a child does it.
+            let output = command(TEST, "parent").output().expect("run the parent");
+            assert_success("the parent without stdin and stdout", &output);
+        }
+        Some("parent") => {
+            // SAFETY: this process owns its standard input and output and
+            // gives them up here: nothing else in it uses them from now on
+            // (the test harness ignores writes to a closed stdout).
+            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(0) });
+            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(1) });
+            let handoff = Handoff::new().expect("socketpair");
+            let mut worker = command(TEST, "worker");
+            handoff.configure(&mut worker);
+            let child = worker.spawn().expect("spawn the worker");
+            let ours = handoff.finish();
+            let answer = exchange(&ours, b'p');
+            drop(ours);
+            let output = child.wait_with_output().expect("wait for the worker");
+            assert_success("the worker", &output);
+            assert_eq!(answer.ok(), Some(b'w'), "the worker did not answer");
+        }
+        Some("worker") => {
+            let adopted = adopt_inherited().expect("the hand-off was made for this process");
+            assert_eq!(exchange(&adopted, b'w').expect("exchange"), b'p');
+        }
+        Some(_) => {}
+    }
+}
+
+/// A command configured by a hand-off that is gone by the time it is
+/// spawned must not pass the child whatever file now has the hand-off's old
+/// number: the spawn fails instead of leaking an unrelated descriptor.
+#[test]
+fn a_command_spawned_after_its_handoff_is_gone_inherits_nothing_else() {
+    const TEST: &str = "a_command_spawned_after_its_handoff_is_gone_inherits_nothing_else";
+    const NUMBER_VAR: &str = "FDPASS_INHERIT_TEST_NUMBER";
+    match role().as_deref() {
+        None => {
+            // Descriptor numbers are process-wide: a child plays the parent.
+            let output = command(TEST, "parent").output().expect("run the parent");
+            assert_success("the parent", &output);
+        }
+        Some("parent") => {
+            let handoff = Handoff::new().expect("socketpair");
+            let mut worker = command(TEST, "worker");
+            handoff.configure(&mut worker);
+            let number: RawFd = worker
+                .get_envs()
+                .find(|(key, _)| *key == ENV_VAR)
+                .and_then(|(_, value)| value?.to_str()?.parse().ok())
+                .expect("the hand-off names its number");
+            drop(handoff);
+            // An unrelated file of the parent's takes that number.
+            let mut files = Vec::new();
+            let unrelated = loop {
+                let file = OwnedFd::from(std::fs::File::open("/dev/null").expect("open"));
+                if file.as_raw_fd() == number {
+                    break file;
+                }
+                assert!(
+                    file.as_raw_fd() < number + 64,
+                    "number {number} never reused"
+                );
+                files.push(file);
+            };
+            worker.env(NUMBER_VAR, number.to_string());
+            match worker.output() {
+                // Refused: nothing leaked.
+                Err(_) => {}
+                Ok(output) => assert_success("the worker", &output),
+            }
+            drop((unrelated, files));
+        }
+        Some("worker") => {
+            let number: RawFd = std::env::var(NUMBER_VAR).unwrap().parse().unwrap();
+            assert!(
+                !is_open(number),
+                "the parent's unrelated descriptor {number} leaked into the worker"
+            );
+        }
+        Some(_) => {}
+    }
+}

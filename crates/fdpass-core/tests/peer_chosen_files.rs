@@ -247,3 +247,25 @@ fn refused_connection_never_blocks_on_descriptors_in_flight() {
     drop(listener);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn dropping_a_listener_never_blocks_on_a_waiting_connections_descriptors() {
+    let dir = std::env::temp_dir().join(format!(
+        "fdpass-test-waiting-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = fdpass_core::socket::Listener::bind(dir.join("sock")).unwrap();
+    // Connected but never accepted: the connection waits in the listener's
+    // queue, holding the lingering socket the client passed on it.
+    let client = fdpass_core::socket::connect(listener.path()).unwrap();
+    let (lingering, _far) = lingering_socket();
+    pass(&client, 1, vec![lingering]);
+    promptly("dropping the listener", || drop(listener));
+    // Gone for new clients as soon as the drop returns, as before.
+    let refused = fdpass_core::socket::connect(dir.join("sock")).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    drop(client);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -206,9 +206,10 @@ impl Passer {
     }
 
     /// Connects to a [`Listener`](crate::Listener) (or any `AF_UNIX` stream
-    /// listener) at `path`. Connecting to a Unix socket completes at once
-    /// unless the listener's backlog is full; then this call waits for room,
-    /// like `connect(2)`.
+    /// listener) at `path`. Never blocks: connecting to a Unix socket
+    /// completes at once, and a listener whose backlog is full is an error of
+    /// kind [`std::io::ErrorKind::WouldBlock`] (try again later), as with
+    /// fdpass-tokio and fdpass-smol.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -142,3 +142,44 @@ fn a_server_reads_an_accepted_clients_credentials() {
     assert_eq!(server.peer_credentials().expect("credentials"), peer);
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+/// A listener at `path` whose backlog is full: `listen(0)` and one client
+/// that is never accepted. Returned to keep both alive.
+fn listener_with_a_full_backlog(
+    path: &std::path::Path,
+) -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let listener = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&listener, &SocketAddrUnix::new(path).unwrap()).unwrap();
+    rustix::net::listen(&listener, 0).unwrap();
+    let waiting = fdpass_core::socket::connect(path).expect("the first client fits");
+    (listener, waiting)
+}
+
+#[test]
+fn connecting_to_a_listener_with_a_full_backlog_never_blocks() {
+    let dir = socket_dir("full-backlog");
+    let path = dir.join("sock");
+    let _full = listener_with_a_full_backlog(&path);
+    // In a thread, so that a connect that waits fails the bound below
+    // instead of hanging the test (it returns once the listener goes).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let connecting = path.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(Passer::connect(&connecting).map(drop));
+    });
+    let connected = rx
+        .recv_timeout(Duration::from_secs(2))
+        .expect("connect blocked on the listener's full backlog");
+    match connected {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}"),
+        other => panic!("expected WouldBlock, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

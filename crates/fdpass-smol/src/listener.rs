@@ -1,5 +1,6 @@
 //! Accepting passers at a filesystem path.
 
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
@@ -13,7 +14,9 @@ use crate::Passer;
 ///
 /// Created like [`fdpass_core::socket::Listener`]: mode `0600` unless asked
 /// otherwise, with no moment at which it is more open; a stale socket file is
-/// replaced, a live one is an error.
+/// replaced, a live one is an error. Dropping it never blocks, like the
+/// core listener's drop (connections still waiting to be accepted are
+/// released on a background thread).
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,7 +33,13 @@ use crate::Passer;
 /// # }
 /// ```
 pub struct Listener {
+    /// A copy of `bound`'s socket, registered with the reactor. Declared
+    /// first so it is dropped first: its close is then not the last.
     inner: Async<UnixListener>,
+    /// The socket itself, whose drop releases it off this thread (Linux
+    /// releases the connections waiting to be accepted with it, and their
+    /// queues may hold files whose close blocks: see the core listener).
+    bound: fdpass_core::socket::Listener,
     config: Config,
     peer_check: Option<PeerCheck>,
 }
@@ -91,11 +100,14 @@ impl Listener {
     pub fn bind_with(path: impl AsRef<Path>, mode: u32, config: Config) -> Result<Listener, Error> {
         // Refuse a bad config now rather than at every accept.
         config.validate()?;
-        let listener = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
-        // The core listener is created non-blocking already.
-        let inner = Async::new_nonblocking(UnixListener::from(listener.into_fd()))?;
+        let bound = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
+        // The core listener is created non-blocking already (a copy shares
+        // that flag).
+        let copy = bound.as_fd().try_clone_to_owned()?;
+        let inner = Async::new_nonblocking(UnixListener::from(copy))?;
         Ok(Listener {
             inner,
+            bound,
             config,
             peer_check: None,
         })
@@ -172,5 +184,20 @@ impl Listener {
             };
             return Passer::with_config(socket, self.config);
         }
+    }
+
+    /// The path the listener is bound at.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-path-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_smol::Listener::bind(dir.join("sock"))?;
+    /// assert_eq!(listener.path(), dir.join("sock"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn path(&self) -> &Path {
+        self.bound.path()
     }
 }

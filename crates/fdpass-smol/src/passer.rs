@@ -177,6 +177,9 @@ impl Passer {
     }
 
     /// Connects to a listener at `path` (see [`Listener`](crate::Listener)).
+    /// Completes at once: a listener whose backlog is full is an error of
+    /// kind [`std::io::ErrorKind::WouldBlock`] (try again later), as with
+    /// fdpass-tokio and fdpass-mio.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -220,10 +223,14 @@ impl Passer {
         // Validate before connecting, so a bad config does not cost the
         // listener a connection.
         config.validate()?;
-        let stream = Async::<UnixStream>::connect(path.as_ref())
-            .await
-            .map_err(|e| fdpass_core::socket::connect_error(path.as_ref(), e))?;
-        Passer::from_async_with_config(stream, config)
+        // Not async-io's connect: it takes a full backlog (`EAGAIN`) for a
+        // connect in progress, waits for writability and then reports
+        // `ENOTCONN`, as if nothing listened there. A Unix connect never
+        // waits (see the core's `connect`), so it needs no reactor.
+        let path = path.as_ref();
+        let socket = fdpass_core::socket::connect(path)
+            .map_err(|e| fdpass_core::socket::connect_error(path, e))?;
+        Passer::with_config(socket, config)
     }
 
     /// Spawns `command` with the other end of a new connection, inherited at

@@ -147,3 +147,29 @@ fn every_constructor_and_helper_takes_a_config() {
         std::fs::remove_dir_all(&dir).expect("clean up");
     })
 }
+
+#[test]
+fn connecting_to_a_listener_with_a_full_backlog_says_so() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let dir = socket_dir("full-backlog");
+    let path = dir.join("sock");
+    // `listen(0)` and one client never accepted: the backlog is full.
+    let listener = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&listener, &SocketAddrUnix::new(&path).unwrap()).unwrap();
+    rustix::net::listen(&listener, 0).unwrap();
+    let _waiting = fdpass_core::socket::connect(&path).expect("the first client fits");
+    let connected = smol::block_on(within(Passer::connect(&path)));
+    match connected {
+        // Not `NotConnected` with advice to check that a listener runs.
+        Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}"),
+        other => panic!("expected WouldBlock, got {:?}", other.map(drop)),
+    }
+    drop(listener);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,5 +1,6 @@
 //! Accepting passers at a filesystem path.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use fdpass_core::socket::{PeerCheck, PeerCredentials};
@@ -11,7 +12,11 @@ use crate::Passer;
 ///
 /// Created like [`fdpass_core::socket::Listener`]: mode `0600` unless asked
 /// otherwise, with no moment at which it is more open; a stale socket file is
-/// replaced, a live one is an error.
+/// replaced, a live one is an error. It must be created inside a tokio
+/// runtime with I/O enabled; outside any runtime, binding is an
+/// [`Error::Io`] and nothing is bound. Dropping it never blocks, like the
+/// core listener's drop (connections still waiting to be accepted are
+/// released on a background thread).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -27,7 +32,13 @@ use crate::Passer;
 /// # Ok(()) }
 /// ```
 pub struct Listener {
+    /// A copy of `bound`'s socket, registered with the runtime. Declared
+    /// first so it is dropped first: its close is then not the last.
     inner: tokio::net::UnixListener,
+    /// The socket itself, whose drop releases it off this thread (Linux
+    /// releases the connections waiting to be accepted with it, and their
+    /// queues may hold files whose close blocks: see the core listener).
+    bound: fdpass_core::socket::Listener,
     config: Config,
     peer_check: Option<PeerCheck>,
 }
@@ -95,10 +106,15 @@ impl Listener {
     pub fn bind_with(path: impl AsRef<Path>, mode: u32, config: Config) -> Result<Listener, Error> {
         // Refuse a bad config now rather than at every accept.
         config.validate()?;
-        let listener = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
-        let std = std::os::unix::net::UnixListener::from(listener.into_fd());
+        // Registering outside a runtime would panic in tokio; checked before
+        // anything is bound.
+        crate::reactor::require_runtime("a listener")?;
+        let bound = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
+        let copy = bound.as_fd().try_clone_to_owned()?;
+        let std = std::os::unix::net::UnixListener::from(copy);
         Ok(Listener {
             inner: tokio::net::UnixListener::from_std(std)?,
+            bound,
             config,
             peer_check: None,
         })
@@ -169,5 +185,21 @@ impl Listener {
             };
             return Passer::with_config(socket, self.config);
         }
+    }
+
+    /// The path the listener is bound at.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-path-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_tokio::Listener::bind(dir.join("sock"))?;
+    /// assert_eq!(listener.path(), dir.join("sock"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn path(&self) -> &Path {
+        self.bound.path()
     }
 }

@@ -24,7 +24,9 @@ use crate::{Closed, Flush, RecvFd, RecvMany, SendFd};
 /// [`Sink`](futures_sink::Sink) of descriptors to send.
 ///
 /// Must be created inside a tokio runtime (current-thread or multi-thread)
-/// with I/O and time enabled.
+/// with I/O and time enabled. Outside any runtime every constructor returns
+/// an [`Error::Io`] of kind `Other` instead of tokio's panic, and the
+/// `spawn_*child` helpers start no child.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -266,8 +268,11 @@ impl Passer {
         command: &mut tokio::process::Command,
         config: Config,
     ) -> Result<(Passer, tokio::process::Child), Error> {
-        // A bad config must not cost a child process.
+        // A bad config must not cost a child process, and neither may a
+        // missing runtime (tokio's spawn would panic after the fork, the
+        // passer's registration fail after it).
         config.validate()?;
+        crate::reactor::require_runtime("a child's passer")?;
         let handoff = Handoff::new()?;
         handoff.configure(command.as_std_mut());
         let child = command.spawn()?;
@@ -308,8 +313,11 @@ impl Passer {
         command: &mut std::process::Command,
         config: Config,
     ) -> Result<(Passer, std::process::Child), Error> {
-        // A bad config must not cost a child process.
+        // A bad config must not cost a child process, and neither may a
+        // missing runtime (the passer's registration would fail after the
+        // spawn).
         config.validate()?;
+        crate::reactor::require_runtime("a child's passer")?;
         let handoff = Handoff::new()?;
         handoff.configure(command);
         let child = command.spawn()?;
@@ -352,8 +360,10 @@ impl Passer {
     /// # }
     /// ```
     pub fn from_inherited_with_config(config: Config) -> Result<Passer, Error> {
-        // A bad config must not cost the inherited connection.
+        // A bad config must not cost the inherited connection, and neither
+        // may a missing runtime: the socket can be adopted only once.
         config.validate()?;
+        crate::reactor::require_runtime("a passer")?;
         Passer::with_config(fdpass_core::child::adopt_inherited()?, config)
     }
 

@@ -38,6 +38,19 @@ pub struct TokioReactor {
     alarm: Alarm,
 }
 
+/// `Ok` inside a tokio runtime; otherwise an error of kind `Other` saying
+/// that `what` needs one. tokio panics instead when a socket is registered
+/// or a child spawned outside any runtime, and there is no way to ask it
+/// beforehand but this.
+pub(crate) fn require_runtime(what: &str) -> io::Result<()> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(io::Error::other(format!(
+            "fdpass-tokio: {what} must be created inside a tokio runtime (with IO enabled)"
+        ))),
+    }
+}
+
 impl TokioReactor {
     /// Registers the passer's socket with the current runtime's reactor.
     ///
@@ -45,11 +58,7 @@ impl TokioReactor {
     /// Outside a tokio runtime, an error of kind `Other` (tokio itself would
     /// panic); `EAGAIN` if the process's alarm thread cannot be started.
     pub(crate) fn new(socket: Arc<SharedSocket>) -> io::Result<Self> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(io::Error::other(
-                "fdpass-tokio: a passer must be created inside a tokio runtime (with IO enabled)",
-            ));
-        }
+        require_runtime("a passer")?;
         let alarms = alarm::queue()?;
         // SAFETY: the registration owns a shared handle on the socket (the
         // core passer holds the other), so the descriptor stays open and

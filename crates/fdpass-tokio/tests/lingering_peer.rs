@@ -110,6 +110,36 @@ fn tokio_runtime_never_stalls_on_descriptors_in_flight() {
     );
 }
 
+#[test]
+fn tokio_runtime_never_stalls_dropping_a_listener_with_a_waiting_connection() {
+    let dir = std::env::temp_dir().join(format!(
+        "fdpass-tokio-listener-waiting-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (lingering, _far) = lingering_socket();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let took = runtime.block_on(async {
+        let listener = fdpass_tokio::Listener::bind(dir.join("sock")).unwrap();
+        // Connected, never accepted: the connection waits in the listener's
+        // queue with the lingering socket its client passed.
+        let client = fdpass_core::socket::connect(dir.join("sock")).unwrap();
+        pass(&client, 1, lingering);
+        let start = Instant::now();
+        drop(listener);
+        start.elapsed()
+    });
+    assert!(
+        took < Duration::from_secs(1),
+        "dropping the listener stalled the runtime for {took:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A connected `SOCK_STREAM` pair: the raw peer's end, ours.
 fn fdpass_core_pair() -> (OwnedFd, OwnedFd) {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();

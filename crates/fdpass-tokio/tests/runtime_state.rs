@@ -176,6 +176,98 @@ fn creating_a_passer_outside_a_runtime_is_an_error_not_a_panic() {
     assert!(Passer::pair().is_err());
 }
 
+/// Binding a listener outside any runtime is an error, not tokio's panic,
+/// and leaves nothing bound at the path.
+#[test]
+fn binding_a_listener_outside_a_runtime_is_an_error_not_a_panic() {
+    let dir = std::env::temp_dir().join(format!(
+        "fdpass-tokio-listener-no-runtime-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bound = std::panic::catch_unwind(|| fdpass_tokio::Listener::bind(dir.join("sock")));
+    match bound {
+        Ok(Err(Error::Io(e))) => assert_eq!(e.kind(), std::io::ErrorKind::Other),
+        Ok(other) => panic!("expected an error, got {other:?}"),
+        Err(_) => panic!("binding a listener outside a runtime panicked"),
+    }
+    assert!(!dir.join("sock").exists(), "a socket file was left bound");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Spawning a child with a hand-off outside any runtime is an error, not
+/// tokio's panic, and starts no child (it would be left without a peer).
+/// Runs in a child process of its own, so that no other test's children
+/// count.
+#[test]
+fn spawning_a_child_outside_a_runtime_is_an_error_and_starts_no_child() {
+    const NAME: &str = "spawning_a_child_outside_a_runtime_is_an_error_and_starts_no_child";
+    if !is_child(NAME) {
+        return in_child(NAME);
+    }
+    let spawned = std::panic::catch_unwind(|| {
+        Passer::spawn_child(&mut tokio::process::Command::new("true")).map(drop)
+    });
+    match spawned {
+        Ok(Err(Error::Io(e))) => assert_eq!(e.kind(), std::io::ErrorKind::Other),
+        Ok(other) => panic!("expected an error, got {other:?}"),
+        Err(_) => panic!("spawning a child outside a runtime panicked"),
+    }
+    let spawned = Passer::spawn_std_child(&mut Command::new("true")).map(drop);
+    match spawned {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::Other),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // No child was started: this process has none to wait for.
+    assert_eq!(
+        rustix::process::wait(rustix::process::WaitOptions::NOHANG).map(|w| w.is_some()),
+        Err(rustix::io::Errno::CHILD),
+        "a child process was started"
+    );
+}
+
+/// Adopting the inherited socket outside any runtime is an error that
+/// leaves the hand-off intact: the worker adopts it once in a runtime and
+/// it works. Before, the socket was adopted, then released when the passer
+/// could not register, and every later adoption said `AlreadyAdopted`.
+#[test]
+fn adopting_outside_a_runtime_costs_not_the_inherited_connection() {
+    const NAME: &str = "adopting_outside_a_runtime_costs_not_the_inherited_connection";
+    if !is_child(NAME) {
+        let handoff = fdpass_core::child::Handoff::new().unwrap();
+        let mut worker = Command::new(std::env::current_exe().unwrap());
+        worker
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, NAME);
+        handoff.configure(&mut worker);
+        let child = worker.spawn().unwrap();
+        let ours = handoff.finish();
+        let received = runtime().block_on(async {
+            let parent = Passer::new(ours).unwrap();
+            parent.recv().await
+        });
+        let status = child.wait_with_output().unwrap();
+        assert!(
+            status.status.success(),
+            "worker failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let fd = received.unwrap().expect("the worker sent a descriptor");
+        assert_eq!(number_of(fd), 7);
+        return;
+    }
+    match Passer::from_inherited() {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::Other),
+        other => panic!("expected an error outside a runtime, got {other:?}"),
+    }
+    runtime().block_on(async {
+        let passer = Passer::from_inherited().expect("still adoptable");
+        passer.send(numbered(7)).await.unwrap();
+        passer.flush().await.unwrap();
+    });
+}
+
 /// Created in one runtime, dropped after it shut down: no panic, nothing
 /// leaked.
 #[test]
