@@ -135,7 +135,7 @@ mod passer;
 pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
 pub use fdpass_core::{
-    Config, Error, Event, ProtocolError, RecvToken, Reservation, RetryPolicy, SendToken,
+    Config, Error, Event, ProtocolError, PushError, RecvToken, Reservation, RetryPolicy, SendToken,
 };
 pub use listener::Listener;
 pub use passer::Passer;

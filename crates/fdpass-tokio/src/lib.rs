@@ -80,9 +80,9 @@ mod passer;
 mod reactor;
 mod stream;
 
-pub use crate::futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
+pub use crate::futures::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
 pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
-pub use fdpass_core::{Config, Error, ProtocolError, Reservation, RetryPolicy};
+pub use fdpass_core::{Config, Error, ProtocolError, PushError, Reservation, RetryPolicy};
 pub use listener::Listener;
 pub use passer::Passer;
