@@ -296,6 +296,11 @@ macro_rules! conformance_suite {
                 original_wire_peer,
                 batched_push_fills_messages,
                 batched_receive_in_order,
+                // Closing, failure and back-pressure.
+                graceful_shutdown_delivers_everything_queued,
+                shutdown_past_its_deadline_keeps_the_unsent,
+                a_failed_passer_hands_back_what_it_never_sent,
+                pushes_past_the_high_water_mark_come_back_full,
             );
         }
     };
