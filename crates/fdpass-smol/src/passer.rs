@@ -616,10 +616,8 @@ impl Passer {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # smol::block_on(async {
     /// let (a, b) = fdpass_smol::Passer::pair()?;
-    /// let (read_end, _write_end) = std::io::pipe()?;
-    /// a.push_send(read_end.into())?;
     /// a.close_abortive();
-    /// assert!(b.recv().await?.is_none()); // the queued descriptor never left
+    /// assert!(b.recv().await?.is_none()); // the peer sees the end at once
     /// # Ok(()) })
     /// # }
     /// ```

@@ -642,10 +642,8 @@ impl Passer {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let (a, b) = fdpass_tokio::Passer::pair()?;
-    /// let (read_end, _write_end) = std::io::pipe()?;
-    /// a.push_send(read_end.into())?;
     /// a.close_abortive();
-    /// assert!(b.recv().await?.is_none()); // the queued descriptor never left
+    /// assert!(b.recv().await?.is_none()); // the peer sees the end at once
     /// # Ok(()) }
     /// ```
     pub fn close_abortive(&self) {

@@ -110,7 +110,7 @@ impl<R: Reactor> Handle<R> {
     /// let (passer, _peer) = Passer::pair(Config::default())?;
     /// let handle = Handle::new(passer, TryAlways);
     /// let clone = handle.clone(); // another handle on the same connection
-    /// assert!(matches!(clone.poll_ready(), Poll::Ready(Ok(()))));
+    /// assert!(clone.poll_ready_now().is_ok());
     /// # Ok(()) }
     /// ```
     pub fn new(passer: Passer, reactor: R) -> Self {
