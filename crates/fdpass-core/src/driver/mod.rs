@@ -1530,6 +1530,61 @@ mod tests {
     }
 
     #[test]
+    fn sends_wait_for_room_under_the_high_water_mark() {
+        use std::future::Future;
+        use std::pin::pin;
+
+        use crate::PushError;
+
+        let (a, b) = crate::socket::pair().unwrap();
+        // The smallest send buffer: the kernel soon stops taking messages.
+        rustix::net::sockopt::set_socket_send_buffer_size(&a, 1).unwrap();
+        let config = Config::default()
+            .with_max_fds_per_message(1)
+            .with_max_queued_sends(Some(2));
+        let mut a = Handle::new(Passer::new(a, config).unwrap(), TryAlways);
+        let mut b = Handle::new(Passer::new(b, config).unwrap(), TryAlways);
+        let mut cx = Context::from_waker(Waker::noop());
+        let pipe = || -> OwnedFd { std::io::pipe().unwrap().0.into() };
+        let mut pushed = 0;
+        loop {
+            match a.push_send(pipe()) {
+                Ok(()) => pushed += 1,
+                Err(PushError::Full(_back)) => break,
+                Err(e) => panic!("push failed: {e}"),
+            }
+            assert!(pushed < 500, "never full");
+        }
+        // Full: the sink is not ready, and a send future waits, holding its
+        // descriptor.
+        assert!(a.poll_ready(&mut cx).is_pending());
+        let sender = a.clone(); // another handle on the same queue
+        let mut waiting = pin!(sender.send(pipe()));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        // The peer reads; the sender, driven, gets room again.
+        let mut received = 0;
+        while a.poll_ready(&mut cx).is_pending() {
+            assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+            received += 1;
+            assert!(received <= pushed, "room never came");
+        }
+        assert!(matches!(
+            waiting.as_mut().poll(&mut cx),
+            Poll::Pending | Poll::Ready(Ok(()))
+        ));
+        // Everything arrives: what was pushed and the one that waited.
+        while received < pushed + 1 {
+            let _ = waiting.as_mut().poll(&mut cx);
+            assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+            received += 1;
+        }
+        assert!(matches!(
+            waiting.as_mut().poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+    }
+
+    #[test]
     fn requests_are_served_in_the_order_they_were_made_not_polled() {
         let (a, b) = Passer::pair(Config::default()).unwrap();
         let (mut a, mut b) = (Driver::new(a), Driver::new(b));
