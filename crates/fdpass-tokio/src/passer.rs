@@ -433,8 +433,9 @@ impl Passer {
     /// Nothing is queued and `fd` comes back, still open, in the error:
     /// [`PushError::Full`] while the send queue holds
     /// [`Config::max_queued_sends`](crate::Config::max_queued_sends)
-    /// descriptors (the high-water mark; unset by default);
-    /// [`PushError::Unusable`] with the failure, or [`Error::Closed`] after
+    /// descriptors (the high-water mark; unset by default): push again
+    /// after [`flush`](Self::flush), or use [`send`](Self::send), which
+    /// waits for room; [`PushError::Unusable`] with the failure, or [`Error::Closed`] after
     /// [`close`](Self::close) or [`shutdown`](Self::shutdown). `?` into an
     /// [`Error`] lets go of `fd`.
     ///
