@@ -10,7 +10,9 @@
 //!   send queue holds exactly what was pushed and not reported sent;
 //! - `cancel_recv` succeeds exactly for an outstanding request;
 //! - at most one `Closed` and one `Failed`, and nothing after `Failed`: the
-//!   passer stays failed, holds nothing, wants nothing and sets no deadline;
+//!   passer stays failed, hands back exactly the sends the kernel never took
+//!   (`take_unsent`), then holds nothing, wants nothing and sets no
+//!   deadline;
 //! - no handler leaves work it could do now (`Want::Now`), and
 //!   `handle_timeout(now)` leaves no deadline at or before `now`: a driver
 //!   following the passer never spins.
@@ -240,6 +242,15 @@ impl App {
                 Event::Failed(_) => {
                     self.failed = true;
                     self.waiting.clear();
+                    // What the kernel never took is kept for the
+                    // application: exactly the pushes not reported sent.
+                    let sent = self.last_sent.map_or(0, |t| t.0 + 1);
+                    let unsent = passer.take_unsent();
+                    assert_eq!(
+                        unsent.len() as u64,
+                        self.pushed_sends - sent,
+                        "unsent handed back"
+                    );
                 }
                 other => panic!("an event this harness does not know: {other:?}"),
             }

@@ -38,9 +38,9 @@ pub mod scenarios;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-pub use fdpass_core::{Config, Error, Reservation};
+pub use fdpass_core::{Config, Error, PushError, Reservation};
 
 pub use crate::fds::{
     expect_closed, expect_fd, fill_table, inherited, inherited_passer, is_nonblocking,
@@ -117,8 +117,15 @@ pub trait Adapter: Sized + 'static {
     /// Sends `fd` and returns once the kernel took it.
     fn send(&mut self, fd: OwnedFd) -> Result<(), Error>;
 
-    /// Queues `fd` and returns at once.
-    fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error>;
+    /// Queues `fd` and returns at once; a refused `fd` is let go of.
+    fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error> {
+        self.try_push_send(fd).map_err(Error::from)
+    }
+
+    /// Queues `fd` and returns at once, or hands it back, still open:
+    /// [`PushError::Full`] at the send queue's high-water mark
+    /// ([`Config::max_queued_sends`]).
+    fn try_push_send(&mut self, fd: OwnedFd) -> Result<(), PushError<OwnedFd>>;
 
     /// Queues every descriptor of `fds`, in order, and returns at once.
     fn push_send_many(&mut self, fds: Vec<OwnedFd>) -> Result<(), Error>;
@@ -145,8 +152,18 @@ pub trait Adapter: Sized + 'static {
         on_tick: &mut dyn FnMut(u64),
     ) -> Ticked;
 
-    /// Closes the connection from this side (the peer sees end of stream).
+    /// Closes the connection from this side, abortively (the peer sees end
+    /// of stream; what is queued is dropped).
     fn close(&mut self);
+
+    /// Shuts the connection down gracefully: sends everything queued, then
+    /// ends the stream. Returns once that is done, or with the error that
+    /// ended it ([`Error::ShutdownTimedOut`] at `deadline`).
+    fn shutdown(&mut self, deadline: Instant) -> Result<(), Error>;
+
+    /// The queued descriptors the kernel never took, in push order, once
+    /// the passer failed.
+    fn take_unsent(&mut self) -> Vec<OwnedFd>;
 
     /// Runs `step` over and over, concurrently with this passer, until it
     /// returns false: as a task of the adapter's runtime where that runs in
@@ -279,6 +296,11 @@ macro_rules! conformance_suite {
                 original_wire_peer,
                 batched_push_fills_messages,
                 batched_receive_in_order,
+                // Closing, failure and back-pressure.
+                graceful_shutdown_delivers_everything_queued,
+                shutdown_past_its_deadline_keeps_the_unsent,
+                a_failed_passer_hands_back_what_it_never_sent,
+                pushes_past_the_high_water_mark_come_back_full,
             );
         }
     };

@@ -164,6 +164,20 @@ pub struct Config {
     /// Put the socket into non-blocking mode at construction. Turn off only
     /// when the socket is known to be non-blocking already (saves a syscall).
     pub set_nonblocking: bool,
+    /// The send queue's high-water mark, in descriptors: with `Some(n)` a
+    /// passer holds at most `n` descriptors queued and not yet taken by the
+    /// kernel. Non-blocking pushes beyond it return
+    /// [`PushError::Full`](crate::PushError::Full) with the descriptor(s)
+    /// handed back; the adapters' `send(fd).await` and `Sink::poll_ready`
+    /// wait for room. `None` (the default): unbounded, as before the mark
+    /// existed. Unbounded is the default because every queued descriptor is
+    /// already bounded by the process's descriptor table (`RLIMIT_NOFILE`),
+    /// and a bound no caller asked for would turn pushes that used to
+    /// succeed into errors; set one where a slow peer must slow the sender
+    /// down instead of filling the table. A byte limit joins this one when
+    /// messages carry payloads; today every descriptor travels with exactly
+    /// one byte, so this mark bounds bytes too.
+    pub max_queued_sends: Option<usize>,
 }
 
 impl Default for Config {
@@ -173,6 +187,7 @@ impl Default for Config {
             reservation: Reservation::default(),
             retry: RetryPolicy::default(),
             set_nonblocking: true,
+            max_queued_sends: None,
         }
     }
 }
@@ -225,6 +240,17 @@ impl Config {
         self
     }
 
+    /// Sets [`Config::max_queued_sends`] (`None`: unbounded).
+    ///
+    /// ```
+    /// let config = fdpass_core::Config::default().with_max_queued_sends(Some(1024));
+    /// assert_eq!(config.max_queued_sends, Some(1024));
+    /// ```
+    pub fn with_max_queued_sends(mut self, limit: Option<usize>) -> Self {
+        self.max_queued_sends = limit;
+        self
+    }
+
     /// Checks every setting; [`Passer::new`](crate::Passer::new) calls this.
     /// Whether the running kernel honours [`Reservation::Peek`] is checked
     /// when the passer is built (it depends on the system-call seam).
@@ -239,6 +265,11 @@ impl Config {
         if !(1..=SCM_MAX_FD).contains(&self.max_fds_per_message) {
             return Err(Error::InvalidConfig(
                 "max_fds_per_message must be between 1 and 253 (SCM_MAX_FD)",
+            ));
+        }
+        if self.max_queued_sends == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_queued_sends must be at least 1 (None for an unbounded queue)",
             ));
         }
         if self.retry.initial.is_zero() || self.retry.initial > self.retry.max {

@@ -39,8 +39,22 @@ pub enum Error {
     /// descriptor is left to hand out. Returned by receive calls made after
     /// [`Event::Closed`](crate::Event::Closed) was reported.
     PeerClosed,
-    /// This side closed the passer ([`Passer::close`](crate::Passer::close)).
+    /// This side closed the passer ([`Passer::close`](crate::Passer::close))
+    /// or shut it down ([`Passer::shutdown`](crate::Passer::shutdown)).
     Closed,
+    /// The send queue is at its high-water mark
+    /// ([`Config::max_queued_sends`](crate::Config::max_queued_sends)); what
+    /// [`PushError::Full`](crate::PushError::Full) stands for once its
+    /// descriptors were let go of.
+    SendQueueFull,
+    /// A graceful [`shutdown`](crate::Passer::shutdown) reached its deadline
+    /// with descriptors still queued. The socket was shut down; those
+    /// descriptors are kept, open, for
+    /// [`take_unsent`](crate::Passer::take_unsent).
+    ShutdownTimedOut {
+        /// Descriptors the kernel had not taken when the deadline passed.
+        unsent: usize,
+    },
     /// The [`Config`](crate::Config) given at construction is not valid; the
     /// text says which setting and what range it takes.
     InvalidConfig(&'static str),
@@ -126,6 +140,13 @@ impl fmt::Display for Error {
             Error::Closed => {
                 f.write_str("this passer was closed; create a new one to pass more descriptors")
             }
+            Error::SendQueueFull => f.write_str(
+                "the send queue is at its high-water mark (Config::max_queued_sends), so nothing was queued; try again once queued descriptors were sent (send().await waits for room), or raise the mark",
+            ),
+            Error::ShutdownTimedOut { unsent } => write!(
+                f,
+                "the graceful shutdown reached its deadline with {unsent} descriptor(s) the peer had not taken (it reads too slowly or not at all); they are kept open: take them back with take_unsent and try again with another peer or a later deadline"
+            ),
             Error::InvalidConfig(why) => {
                 write!(f, "invalid passer configuration: {why}; fix the Config")
             }
@@ -139,7 +160,7 @@ fn os_advice(code: i32) -> Option<&'static str> {
     use rustix::io::Errno;
     let advice = match Errno::from_raw_os_error(code) {
         Errno::PIPE | Errno::CONNRESET => {
-            "the peer went away without an orderly close (it exited, crashed or reset the connection); descriptors the kernel had not taken were closed; connect again or restart the peer"
+            "the peer went away without an orderly close (it exited, crashed or reset the connection); descriptors the kernel had not taken are kept for take_unsent; connect again or restart the peer"
         }
         Errno::MFILE => {
             "this process's descriptor table is full; close descriptors or raise RLIMIT_NOFILE (ulimit -n)"
@@ -233,6 +254,8 @@ impl From<Error> for io::Error {
             Error::Protocol(_) => io::Error::new(io::ErrorKind::InvalidData, e),
             Error::PeerClosed => io::Error::new(io::ErrorKind::UnexpectedEof, e),
             Error::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
+            Error::SendQueueFull => io::Error::new(io::ErrorKind::WouldBlock, e),
+            Error::ShutdownTimedOut { .. } => io::Error::new(io::ErrorKind::TimedOut, e),
             Error::InvalidConfig(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
             Error::Inherit(inner) => io::Error::from(inner),
         }

@@ -70,7 +70,10 @@ pub enum Event {
     /// a request outstanding too.
     Closed,
     /// The passer failed and is unusable. Every descriptor it held has been
-    /// closed. Reported once; later pushes return the same error.
+    /// let go of, except the queued sends the kernel never took: those stay
+    /// open for [`Passer::take_unsent`](crate::Passer::take_unsent) (or are
+    /// let go of when the passer is dropped). Reported once; later pushes
+    /// return the same error.
     Failed(Error),
 }
 

@@ -16,7 +16,9 @@
 //!   batch), [`Passer::push_recv`] (or [`Passer::try_recv`] for a descriptor
 //!   already read ahead),
 //!   [`Passer::handle_readable`], [`Passer::handle_writable`],
-//!   [`Passer::handle_timeout`] (with `now` from your clock), [`Passer::close`].
+//!   [`Passer::handle_timeout`] (with `now` from your clock),
+//!   [`Passer::shutdown`] (graceful: sends what is queued first) or
+//!   [`Passer::close`] (abortive).
 //! - Outputs: [`Passer::interest`] (per direction: [`Want::Idle`],
 //!   [`Want::Now`] or [`Want::WhenReady`]), [`Passer::poll_timeout`] (the next
 //!   deadline), and [`Passer::poll_event`] ([`Event::Sent`],
@@ -92,7 +94,9 @@
 //! 3. A full descriptor table delays delivery and never loses a descriptor
 //!    (see [`Reservation`]).
 //! 4. Every descriptor the passer holds is closed exactly once, on success,
-//!    failure, close or drop. Those that may be the last reference to a file
+//!    failure, close or drop, or handed back to the application exactly once
+//!    (a refused push's [`PushError`], the unsent sends of a failed passer
+//!    through [`Passer::take_unsent`]). Those that may be the last reference to a file
 //!    the peer chose (rejected, read ahead, discarded, or still in flight in
 //!    the socket when it is released) are closed soon by a background thread
 //!    rather than at once, because such a close can block for as long as the
@@ -125,6 +129,7 @@ mod event;
 mod passer;
 mod peek_probe;
 mod platform;
+mod push_error;
 mod recv_queue;
 mod reservation;
 mod retry;
@@ -138,5 +143,6 @@ pub use config::{Config, Reservation, RetryPolicy, SCM_MAX_FD};
 pub use error::{Error, ProtocolError};
 pub use event::{Event, Interest, RecvToken, SendToken, Want};
 pub use passer::Passer;
+pub use push_error::PushError;
 pub use shared_socket::SharedSocket;
 pub use stats::Stats;

@@ -15,8 +15,8 @@ use crate::shared_socket::SharedSocket;
 use crate::stats::Counters;
 use crate::sys::{Received, RecvMode, Sys, SystemCalls};
 use crate::{
-    diagnostics, Config, Error, Event, Interest, ProtocolError, RecvToken, Reservation, SendToken,
-    Stats, Want, SCM_MAX_FD,
+    diagnostics, Config, Error, Event, Interest, ProtocolError, PushError, RecvToken, Reservation,
+    SendToken, Stats, Want, SCM_MAX_FD,
 };
 
 /// The payload of every message: one zero byte per descriptor.
@@ -26,10 +26,18 @@ static ZEROS: [u8; SCM_MAX_FD] = [0; SCM_MAX_FD];
 #[derive(Debug)]
 enum State {
     Open,
+    /// A graceful shutdown: what is queued is still sent, nothing new is
+    /// accepted, and at `deadline` whatever is left is given up.
+    Draining {
+        deadline: Instant,
+    },
     /// Failed; the error is returned by every later push.
     Failed(Error),
-    /// Closed by this side.
+    /// Closed by this side, abortively.
     Closed,
+    /// Shut down gracefully: everything queued was sent, then the socket was
+    /// shut down.
+    ShutDown,
 }
 
 /// A descriptor passer: the sans-IO state machine over one connected
@@ -232,8 +240,12 @@ impl<S: Sys> Passer<S> {
     /// our copy is closed. Send a `try_clone` to keep your own copy.
     ///
     /// # Errors
-    /// After a failure, the failure's error; after [`close`](Self::close),
-    /// [`Error::Closed`]. `fd` is closed in both cases.
+    /// Nothing is queued and `fd` comes back, still open, in the error:
+    /// [`PushError::Full`] while [`queued_sends`](Self::queued_sends) is at
+    /// [`Config::max_queued_sends`]; [`PushError::Unusable`] with the
+    /// failure's error after a failure, or [`Error::Closed`] after
+    /// [`close`](Self::close) or [`shutdown`](Self::shutdown). `?` into an
+    /// [`Error`] lets go of `fd`.
     ///
     /// ```
     /// # fn main() -> Result<(), fdpass_core::Error> {
@@ -243,12 +255,47 @@ impl<S: Sys> Passer<S> {
     /// assert_eq!(token.0, 0);
     /// # Ok(()) }
     /// ```
-    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, Error> {
+    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, PushError<OwnedFd>> {
+        if !self.has_room_for(1) {
+            return Err(PushError::Full(fd));
+        }
+        self.push_send_over_mark(fd)
+    }
+
+    /// [`push_send`](Self::push_send) without the high-water mark: for a
+    /// `Sink` whose `poll_ready` saw room that another handle took since.
+    pub(crate) fn push_send_over_mark(
+        &mut self,
+        fd: OwnedFd,
+    ) -> Result<SendToken, PushError<OwnedFd>> {
         if let Err(e) = self.usable() {
-            self.sys.dispose(fd);
-            return Err(e);
+            return Err(PushError::Unusable(e, fd));
         }
         Ok(self.send.push(fd))
+    }
+
+    /// Whether `n` more descriptors may be queued under
+    /// [`Config::max_queued_sends`]. An empty queue takes any batch, so
+    /// that a batch larger than the mark is not refused forever.
+    ///
+    /// ```
+    /// use fdpass_core::{Config, Passer};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = Passer::pair(Config::default().with_max_queued_sends(Some(2)))?;
+    /// assert!(a.has_room_for(2) && a.has_room_for(5)); // empty: any batch
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// assert!(a.has_room_for(1) && !a.has_room_for(2));
+    /// # Ok(()) }
+    /// ```
+    pub fn has_room_for(&self, n: usize) -> bool {
+        match self.config.max_queued_sends {
+            None => true,
+            Some(max) => {
+                let queued = self.send.len();
+                queued == 0 || queued.saturating_add(n) <= max
+            }
+        }
     }
 
     /// Queues every descriptor of `fds`, in order; returns at once with the
@@ -262,8 +309,11 @@ impl<S: Sys> Passer<S> {
     /// per message.
     ///
     /// # Errors
-    /// As [`push_send`](Self::push_send); then every descriptor of `fds` is
-    /// closed and none is queued.
+    /// As [`push_send`](Self::push_send), for the whole batch: none is
+    /// queued and the error hands back every descriptor of `fds`, in order.
+    /// The batch is [`PushError::Full`] unless all of it fits under
+    /// [`Config::max_queued_sends`] or the queue is empty (an empty queue
+    /// takes a batch of any size).
     ///
     /// ```
     /// # fn main() -> Result<(), fdpass_core::Error> {
@@ -278,19 +328,22 @@ impl<S: Sys> Passer<S> {
     /// assert_eq!(a.queued_sends(), 3);
     /// # Ok(()) }
     /// ```
-    pub fn push_send_many<I>(&mut self, fds: I) -> Result<Option<SendToken>, Error>
+    pub fn push_send_many<I>(
+        &mut self,
+        fds: I,
+    ) -> Result<Option<SendToken>, PushError<Vec<OwnedFd>>>
     where
         I: IntoIterator<Item = OwnedFd>,
     {
-        let fds = fds.into_iter();
+        let fds: Vec<OwnedFd> = fds.into_iter().collect();
         if let Err(e) = self.usable() {
-            for fd in fds {
-                self.sys.dispose(fd);
-            }
-            return Err(e);
+            return Err(PushError::Unusable(e, fds));
+        }
+        if !self.has_room_for(fds.len()) {
+            return Err(PushError::Full(fds));
         }
         // Pushing cannot fail once the passer is usable: no I/O happens here.
-        Ok(fds.map(|fd| self.send.push(fd)).last())
+        Ok(fds.into_iter().map(|fd| self.send.push(fd)).last())
     }
 
     /// Asks for the next descriptor; returns at once. [`Event::Received`] with
@@ -429,6 +482,7 @@ impl<S: Sys> Passer<S> {
         while self.write_wanted() && !self.write_blocked {
             self.send_one(now);
         }
+        self.finish_draining();
     }
 
     /// Time has advanced to `now`: run the retries that are due. Cheap to call
@@ -443,8 +497,18 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !matches!(self.state, State::Open) {
-            return;
+        match self.state {
+            State::Open => {}
+            State::Draining { deadline } if now >= deadline => {
+                return self.give_up_draining();
+            }
+            State::Draining { .. } => {
+                if self.send_retry.take_due(now) {
+                    self.write_blocked = false;
+                }
+                return;
+            }
+            _ => return,
         }
         if self.send_retry.take_due(now) {
             self.write_blocked = false;
@@ -466,13 +530,15 @@ impl<S: Sys> Passer<S> {
         }
     }
 
-    /// Closes the passer from this side: every queued descriptor and every
-    /// descriptor read ahead is let go of, and the socket is shut down so the
+    /// Closes the passer from this side, abortively: every queued descriptor
+    /// and every descriptor read ahead is let go of (the peer never gets the
+    /// queued ones; [`shutdown`](Self::shutdown) sends them first), and the socket is shut down so the
     /// peer sees end-of-stream. Descriptors already taken by the kernel still
     /// reach the peer. The socket descriptor itself stays open (so a reactor
     /// registration stays valid) until the passer and every
     /// [`shared_socket`](Self::shared_socket) handle are dropped. Later pushes
-    /// return [`Error::Closed`].
+    /// return [`Error::Closed`]. On a passer that already failed it lets
+    /// go of the unsent descriptors kept for [`take_unsent`](Self::take_unsent).
     ///
     /// Never blocks: the descriptors let go of may be the last references to
     /// files whose release waits (a peer's socket with `SO_LINGER`), so they
@@ -492,10 +558,164 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn close(&mut self) {
-        if matches!(self.state, State::Open) {
-            self.release_all();
-            let _ = self.sys.shutdown(self.socket.as_fd());
-            self.state = State::Closed;
+        match self.state {
+            State::Open | State::Draining { .. } => {
+                self.release_all();
+                let _ = self.sys.shutdown(self.socket.as_fd());
+                self.state = State::Closed;
+            }
+            // Failed: the unsent sends were kept for `take_unsent`; closing
+            // says they are not wanted. The failure stays what is reported.
+            State::Failed(_) => {
+                for fd in self.send.drain_all() {
+                    self.sys.dispose(fd);
+                }
+            }
+            State::Closed | State::ShutDown => {}
+        }
+    }
+
+    /// The same as [`close`](Self::close), under a name that says what it
+    /// does to queued descriptors: they are dropped, not sent.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// a.close_abortive();
+    /// assert_eq!(a.queued_sends(), 0); // let go of, never sent
+    /// # Ok(()) }
+    /// ```
+    pub fn close_abortive(&mut self) {
+        self.close();
+    }
+
+    /// Starts a graceful shutdown: receiving ends at once (as with
+    /// [`close`](Self::close): outstanding requests are dropped and what was
+    /// read ahead is let go of), new pushes return [`Error::Closed`], and
+    /// every descriptor already queued is still sent, in order. Once the
+    /// kernel took the last one the socket is shut down (`SHUT_RDWR`), so
+    /// the peer reads all of them, then end of stream;
+    /// [`shutdown_outcome`](Self::shutdown_outcome) is then `Some(Ok(()))`.
+    ///
+    /// `deadline` bounds it: drive the passer as usual
+    /// ([`interest`](Self::interest), [`poll_timeout`](Self::poll_timeout),
+    /// which includes `deadline`). If descriptors are still queued when
+    /// [`handle_timeout`](Self::handle_timeout) sees `deadline` pass, the
+    /// socket is shut down anyway and the passer fails with
+    /// [`Error::ShutdownTimedOut`]; the unsent descriptors stay open for
+    /// [`take_unsent`](Self::take_unsent). A failure while draining (the
+    /// peer died: `EPIPE`) keeps them the same way.
+    ///
+    /// Does nothing unless the passer is open. Never blocks.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fdpass_core::{Config, Event, Passer};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, mut b) = Passer::pair(Config::default())?;
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// let now = Instant::now();
+    /// a.shutdown(now + Duration::from_secs(5));
+    /// assert!(a.shutdown_outcome().is_none()); // still queued
+    /// a.handle_writable(now);
+    /// assert!(matches!(a.shutdown_outcome(), Some(Ok(()))));
+    /// // The peer gets the descriptor, then the end of the stream.
+    /// b.push_recv()?;
+    /// b.handle_readable(now);
+    /// assert!(matches!(b.poll_event(), Some(Event::Received(..))));
+    /// b.push_recv()?;
+    /// b.handle_readable(now);
+    /// assert!(matches!(b.poll_event(), Some(Event::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&mut self, deadline: Instant) {
+        if !matches!(self.state, State::Open) {
+            return;
+        }
+        // The peer chose what was read ahead: disposal, never inline.
+        for fd in self.recv.drain_all() {
+            self.sys.dispose(fd);
+        }
+        self.slots.close_all(&mut self.sys);
+        self.recv_retry.reset();
+        self.state = State::Draining { deadline };
+        self.finish_draining();
+    }
+
+    /// How a graceful [`shutdown`](Self::shutdown) ended: `None` while it
+    /// is still sending (or none was started and the passer is open);
+    /// `Some(Ok(()))` once everything queued was taken by the kernel and the
+    /// socket shut down; `Some(Err(_))` when it did not get there:
+    /// [`Error::ShutdownTimedOut`], the failure that ended it, or
+    /// [`Error::Closed`] after an abortive [`close`](Self::close).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// assert!(a.shutdown_outcome().is_none());
+    /// a.shutdown(std::time::Instant::now()); // nothing queued: done at once
+    /// assert!(matches!(a.shutdown_outcome(), Some(Ok(()))));
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_outcome(&self) -> Option<Result<(), Error>> {
+        match &self.state {
+            State::Open | State::Draining { .. } => None,
+            State::ShutDown => Some(Ok(())),
+            State::Closed => Some(Err(Error::Closed)),
+            State::Failed(e) => Some(Err(e.clone())),
+        }
+    }
+
+    /// Whether a graceful [`shutdown`](Self::shutdown) is still sending.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// a.shutdown(std::time::Instant::now() + std::time::Duration::from_secs(1));
+    /// assert!(a.is_shutting_down());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_shutting_down(&self) -> bool {
+        matches!(self.state, State::Draining { .. })
+    }
+
+    /// Hands back, in push order and still open, every queued descriptor
+    /// the kernel never took, once the passer can no longer send them: it
+    /// failed (the peer died: `EPIPE`, `ECONNRESET`; a protocol error; a
+    /// [`shutdown`](Self::shutdown) past its deadline). A prefork parent
+    /// re-routes them to another worker. Until they are taken (or the
+    /// passer is dropped, which lets go of them) the passer keeps them;
+    /// the failure does not close them. Descriptors reported by
+    /// [`Event::Sent`] reached the kernel and are never among them.
+    ///
+    /// Empty while the passer is open or shutting down (what is queued is
+    /// still on its way), after an abortive [`close`](Self::close) (it let go
+    /// of them) and once taken.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use fdpass_core::{Config, Event, Passer};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, b) = Passer::pair(Config::default())?;
+    /// drop(b); // the worker is gone
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// a.handle_writable(Instant::now()); // EPIPE
+    /// assert!(matches!(a.poll_event(), Some(Event::Failed(_))));
+    /// let unsent = a.take_unsent();
+    /// assert_eq!(unsent.len(), 1); // still open: give it to another worker
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent(&mut self) -> Vec<OwnedFd> {
+        if matches!(self.state, State::Failed(_)) {
+            self.send.drain_all().collect()
+        } else {
+            Vec::new()
         }
     }
 
@@ -587,7 +807,7 @@ impl<S: Sys> Passer<S> {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next,
-    /// if a retry is pending.
+    /// if a retry or a [`shutdown`](Self::shutdown)'s deadline is pending.
     ///
     /// ```
     /// # fn main() -> Result<(), fdpass_core::Error> {
@@ -596,10 +816,18 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.send_retry.deadline(), self.recv_retry.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let draining = match self.state {
+            State::Draining { deadline } => Some(deadline),
+            _ => None,
+        };
+        [
+            self.send_retry.deadline(),
+            self.recv_retry.deadline(),
+            draining,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Descriptors queued and not yet taken by the kernel.
@@ -710,7 +938,7 @@ impl<S: Sys> Passer<S> {
         match &self.state {
             State::Open => Ok(()),
             State::Failed(e) => Err(e.clone()),
-            State::Closed => Err(Error::Closed),
+            State::Closed | State::Draining { .. } | State::ShutDown => Err(Error::Closed),
         }
     }
 
@@ -1000,7 +1228,28 @@ impl<S: Sys> Passer<S> {
     // ---- sending ----
 
     fn write_wanted(&self) -> bool {
-        matches!(self.state, State::Open) && self.send.has_work() && !self.send_retry.is_waiting()
+        matches!(self.state, State::Open | State::Draining { .. })
+            && self.send.has_work()
+            && !self.send_retry.is_waiting()
+    }
+
+    // ---- graceful shutdown ----
+
+    /// Draining and nothing left to write: shut the socket down.
+    fn finish_draining(&mut self) {
+        if matches!(self.state, State::Draining { .. }) && !self.send.has_work() {
+            let _ = self.sys.shutdown(self.socket.as_fd());
+            self.send_retry.reset();
+            self.state = State::ShutDown;
+        }
+    }
+
+    /// The deadline passed with work left: end the stream and fail, keeping
+    /// the unsent descriptors for `take_unsent`.
+    fn give_up_draining(&mut self) {
+        let unsent = self.send.len();
+        let _ = self.sys.shutdown(self.socket.as_fd());
+        self.fail(Error::ShutdownTimedOut { unsent });
     }
 
     /// One `sendmsg` attempt: owed bytes first, else the next batch.
@@ -1070,14 +1319,17 @@ impl<S: Sys> Passer<S> {
         }
     }
 
+    /// Fails: lets go of everything but the queued sends, which stay for
+    /// [`take_unsent`](Self::take_unsent) (or go to disposal on drop).
     fn fail(&mut self, error: Error) {
-        if matches!(self.state, State::Open) {
+        if matches!(self.state, State::Open | State::Draining { .. }) {
             self.counters.failures += 1;
             if matches!(error, Error::Protocol(_)) {
                 self.counters.protocol_errors += 1;
             }
             diagnostics::failed(self.socket.as_raw_fd(), &error);
-            self.release_all();
+            self.release_received();
+            self.send.forget_owed_bytes();
             self.state = State::Failed(error.clone());
             self.events.push_back(Event::Failed(error));
         }
@@ -1092,6 +1344,11 @@ impl<S: Sys> Passer<S> {
         for fd in self.send.drain_all() {
             self.sys.dispose(fd);
         }
+        self.release_received();
+    }
+
+    /// [`release_all`](Self::release_all) but the send queue.
+    fn release_received(&mut self) {
         for fd in self.recv.drain_all() {
             self.sys.dispose(fd);
         }

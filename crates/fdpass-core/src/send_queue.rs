@@ -68,7 +68,13 @@ impl SendQueue {
         self.owed_bytes -= written.min(self.owed_bytes);
     }
 
-    /// Empties the queue (on failure or close); the caller closes what it gets.
+    /// The stream ended (failure): no owed byte will ever be written.
+    pub(crate) fn forget_owed_bytes(&mut self) {
+        self.owed_bytes = 0;
+    }
+
+    /// Empties the queue (on close, drop, or for `take_unsent`); the caller
+    /// owns what it gets.
     pub(crate) fn drain_all(&mut self) -> std::collections::vec_deque::Drain<'_, OwnedFd> {
         self.owed_bytes = 0;
         self.fds.drain(..)

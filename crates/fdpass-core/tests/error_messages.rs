@@ -60,8 +60,8 @@ fn a_peer_that_vanished_mid_stream_is_named_as_such() {
     let failure = loop {
         assert!(Instant::now() < deadline, "no failure reported");
         let (read_end, _write_end) = rustix::pipe::pipe().expect("pipe");
-        if let Err(e) = passer.push_send(read_end) {
-            break e;
+        if let Err(refused) = passer.push_send(read_end) {
+            break refused.error();
         }
         passer.handle_writable(Instant::now());
         if let Some(Event::Failed(e)) = passer.poll_event() {
@@ -88,6 +88,8 @@ fn every_error_says_what_happened_and_what_to_do() {
         Error::Protocol(ProtocolError::ForeignControlMessage),
         Error::PeerClosed,
         Error::Closed,
+        Error::SendQueueFull,
+        Error::ShutdownTimedOut { unsent: 3 },
         Error::InvalidConfig("max_fds_per_message must be between 1 and 253 (SCM_MAX_FD)"),
         Error::Inherit(InheritError::NotHandedOff),
         Error::Inherit(InheritError::NotForThisProcess { fd: 3 }),

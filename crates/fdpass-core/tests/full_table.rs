@@ -424,6 +424,14 @@ fn send_to_dying_peer(name: &str) {
         passer.close();
         passer.held_descriptors()
     } else {
+        // A failure keeps what the kernel never took, in order and open,
+        // for the application to re-route: exactly the unsent ones.
+        assert_eq!(passer.held_descriptors() as u64, pushed - sent);
+        let unsent: Vec<u64> = passer.take_unsent().into_iter().map(read_number).collect();
+        assert!(
+            unsent.iter().copied().eq(sent..pushed),
+            "unsent {unsent:?}, sent={sent} pushed={pushed}"
+        );
         passer.held_descriptors()
     };
     drop(passer);

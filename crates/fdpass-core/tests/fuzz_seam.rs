@@ -38,8 +38,10 @@
 //!   to, and `handle_timeout(now)` leaves no deadline at or before `now`;
 //! - a usable passer with requests outstanding (and the stream not ended)
 //!   or sends queued wants to act or has a deadline: it is never stuck;
-//! - a failed or closed passer holds nothing, wants nothing, has no deadline
-//!   and returns its error to later pushes.
+//! - a failed or closed passer holds nothing but the sends the kernel never
+//!   took (a closed one not even those), wants nothing, has no deadline and
+//!   returns its error to later pushes; `take_unsent` hands those sends
+//!   back, in push order.
 //!
 //! At the end (after dropping the passer with whatever events it still
 //! queued, and the application closing what it kept) no descriptor made by
@@ -679,8 +681,13 @@ fn check_state(
         }
     }
     if passer.usable().is_err() {
-        check(passer.held_descriptors() == 0, || {
-            format!("an unusable passer holds {}", passer.held_descriptors())
+        // Only the sends the kernel never took, kept for `take_unsent`.
+        check(passer.held_descriptors() == passer.queued_sends(), || {
+            format!(
+                "an unusable passer holds {} with {} unsent",
+                passer.held_descriptors(),
+                passer.queued_sends()
+            )
         })?;
         check(
             passer.interest()
@@ -878,7 +885,12 @@ fn feed(
                             })?;
                             model.pushed += 1;
                         }
-                        Err(error) => model.refused(passer, &error)?,
+                        Err(refused) => {
+                            let error = refused.error();
+                            // A refused push hands its descriptor back.
+                            fake.app_close(refused.into_inner());
+                            model.refused(passer, &error)?
+                        }
                     }
                 }
             }
@@ -897,7 +909,13 @@ fn feed(
                             format!("a batch of {n} returned {last:?}, not {expected:?}")
                         })?;
                     }
-                    Err(error) => model.refused(passer, &error)?,
+                    Err(refused) => {
+                        let error = refused.error();
+                        for fd in refused.into_inner() {
+                            fake.app_close(fd);
+                        }
+                        model.refused(passer, &error)?
+                    }
                 }
             }
             Input::TryRecv => {
@@ -1024,6 +1042,26 @@ fn feed(
                 let was_open = passer.usable().is_ok();
                 passer.abort(std::io::Error::other("aborted by the test").into());
                 check(passer.usable().is_err(), || "usable after abort".to_owned())?;
+                // What the kernel never took comes back, in push order.
+                let queued = passer.queued_sends();
+                let unsent = passer.take_unsent();
+                check(unsent.len() == queued && passer.queued_sends() == 0, || {
+                    format!("{} of {queued} unsent handed back", unsent.len())
+                })?;
+                let numbers: Vec<Option<Kind>> = unsent
+                    .iter()
+                    .map(|fd| fake.kind_of(fd.as_raw_fd()))
+                    .collect();
+                check(
+                    numbers.windows(2).all(|w| match w {
+                        [Some(Kind::Pushed(a)), Some(Kind::Pushed(b))] => a < b,
+                        _ => false,
+                    }) && numbers.iter().all(|k| matches!(k, Some(Kind::Pushed(_)))),
+                    || format!("unsent handed back as {numbers:?}"),
+                )?;
+                for fd in unsent {
+                    fake.app_close(fd);
+                }
                 if was_open {
                     // The Failed event is queued last.
                     model.drain(fake, passer)?;

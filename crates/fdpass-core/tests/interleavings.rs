@@ -167,6 +167,9 @@ struct Harness {
     pushed: [Vec<u64>; 2],
     /// Those the passer accepted, in order: what the peer must receive.
     accepted: [Vec<u64>; 2],
+    /// Those the passer handed back (refused, or unsent at a failure),
+    /// which the application closed.
+    handed_back: [Vec<u64>; 2],
     /// Requests outstanding, oldest first.
     outstanding: [VecDeque<RecvToken>; 2],
     /// Entries of `seen[i].received` and `seen[i].sent` already checked.
@@ -195,6 +198,7 @@ impl Harness {
             seen: Default::default(),
             pushed: Default::default(),
             accepted: Default::default(),
+            handed_back: Default::default(),
             outstanding: Default::default(),
             checked_received: [0; 2],
             checked_sent: [0; 2],
@@ -237,10 +241,10 @@ impl Harness {
                                 self.failed(side) || self.closed_locally[side.index()],
                                 "{side:?} refused a push while open: {e:?}"
                             );
-                            assert!(
-                                !self.fake.table(side).contains(&Label::Seq(seq)),
-                                "a refused descriptor must be closed"
-                            );
+                            // Handed back, open: the application closes it.
+                            let back = self.fake.app_close(side, e.into_inner());
+                            assert_eq!(back, Label::Seq(seq), "another descriptor came back");
+                            self.handed_back[side.index()].push(seq);
                         }
                     }
                 }
@@ -271,12 +275,16 @@ impl Harness {
                             self.failed(side) || self.closed_locally[i],
                             "{side:?} refused a batch while open: {e:?}"
                         );
-                        for seq in seqs {
-                            assert!(
-                                !self.fake.table(side).contains(&Label::Seq(seq)),
-                                "a refused batch must be closed"
-                            );
-                        }
+                        // Handed back whole, in order: the application
+                        // closes it.
+                        let back: Vec<Label> = e
+                            .into_inner()
+                            .into_iter()
+                            .map(|fd| self.fake.app_close(side, fd))
+                            .collect();
+                        let expected: Vec<Label> = seqs.iter().copied().map(Label::Seq).collect();
+                        assert_eq!(back, expected, "a refused batch comes back whole");
+                        self.handed_back[i].extend(seqs);
                     }
                 }
             }
@@ -442,7 +450,22 @@ impl Harness {
             );
 
             if !seen.failed.is_empty() || self.closed_locally[i] {
-                // Guarantee 4 on failure and close: nothing is held.
+                // A failure keeps the sends the kernel never took for the
+                // application, in push order; it closes them here.
+                let queued = self.ends[i].queued_sends();
+                let unsent = self.ends[i].take_unsent();
+                assert_eq!(unsent.len(), queued, "{side:?}: unsent handed back");
+                let labels: Vec<Label> = unsent
+                    .into_iter()
+                    .map(|fd| self.fake.app_close(side, fd))
+                    .collect();
+                assert!(
+                    labels.windows(2).all(|w| w[0] < w[1]),
+                    "{side:?}: unsent out of order: {labels:?}"
+                );
+                self.handed_back[i].extend(labels.iter().filter_map(Label::seq));
+                let end = &self.ends[i];
+                // Guarantee 4 on failure and close: nothing else is held.
                 assert!(end.usable().is_err());
                 assert_eq!(
                     end.held_descriptors(),
@@ -502,16 +525,23 @@ impl Harness {
     }
 
     /// Drops both passers and checks that each pushed descriptor was closed
-    /// exactly once by its side, and that nothing is left open.
+    /// exactly once: by its side, or by the application it was handed back
+    /// to; and that nothing is left open.
     fn finish(self) {
         let Harness {
-            fake, ends, pushed, ..
+            fake,
+            ends,
+            pushed,
+            handed_back,
+            ..
         } = self;
         drop(ends);
         for side in Side::BOTH {
             let closed = fake.closed_by(side);
+            let back = &handed_back[side.index()];
             for seq in &pushed[side.index()] {
-                let times = closed.iter().filter(|l| **l == Label::Seq(*seq)).count();
+                let times = closed.iter().filter(|l| **l == Label::Seq(*seq)).count()
+                    + back.iter().filter(|b| *b == seq).count();
                 assert_eq!(times, 1, "{side:?} closed {seq} {times} times");
             }
         }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use common::{drive, numbered_pipe, open_descriptors, read_number, TempDir};
 use fdpass_core::socket::{connect, Listener};
-use fdpass_core::{Config, Error, Event, Passer, ProtocolError, Reservation};
+use fdpass_core::{Config, Error, Event, Passer, ProtocolError, PushError, Reservation};
 use rustix::fs::OFlags;
 use rustix::io::FdFlags;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
@@ -563,7 +563,10 @@ fn leak_scenarios(reservation: Reservation) {
         }
         a.close();
         assert_eq!(a.held_descriptors(), 0);
-        assert!(matches!(a.push_send(numbered_pipe(99)), Err(Error::Closed)));
+        assert!(matches!(
+            a.push_send(numbered_pipe(99)),
+            Err(PushError::Unusable(Error::Closed, _))
+        ));
         b.push_recv().unwrap();
         assert!(receive_until_closed(&mut b).is_empty());
     }

@@ -9,7 +9,9 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use fdpass_core::sys::RecvMode;
-use fdpass_core::{Error, ProtocolError, RecvToken, Reservation, RetryPolicy, SendToken, Want};
+use fdpass_core::{
+    Error, ProtocolError, PushError, RecvToken, Reservation, RetryPolicy, SendToken, Want,
+};
 use rustix::io::Errno;
 use support::*;
 
@@ -105,10 +107,34 @@ fn assert_failed_with(seen: &Seen, check: impl Fn(&Error) -> bool) {
     );
 }
 
-/// After a failure or close: nothing held, nothing wanted, no deadline.
+/// After a failure or close: nothing held but the sends the kernel never
+/// took, which `take_unsent` hands back in push order and still open (the
+/// application closes them here; their numbers are returned); then nothing
+/// held at all, nothing wanted, no deadline.
 #[track_caller]
-fn assert_released(fake: &Fake, side: Side, passer: &FakePasser) {
+fn assert_released(fake: &Fake, side: Side, passer: &mut FakePasser) -> Vec<u64> {
+    let queued = passer.queued_sends();
+    assert_eq!(passer.held_descriptors(), queued);
+    let unsent = passer.take_unsent();
+    assert_eq!(unsent.len(), queued, "every unsent descriptor comes back");
+    let seqs: Vec<u64> = unsent
+        .into_iter()
+        .map(|fd| match fake.app_close(side, fd) {
+            Label::Seq(seq) => seq,
+            other => panic!("handed back {other:?}, which was never pushed"),
+        })
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {seqs:?}"
+    );
     assert_eq!(passer.held_descriptors(), 0);
+    assert_released_holds_nothing(fake, side, passer);
+    seqs
+}
+
+#[track_caller]
+fn assert_released_holds_nothing(fake: &Fake, side: Side, passer: &FakePasser) {
     assert_eq!(passer.queued_sends(), 0);
     assert_eq!(fake.table(side), Vec::<Label>::new());
     assert_eq!(passer.interest().read, Want::Idle);
@@ -232,10 +258,10 @@ fn enobufs_is_backpressure_not_failure() {
 }
 
 #[test]
-fn epipe_fails_and_closes_every_queued_descriptor() {
+fn epipe_fails_and_hands_back_every_unsent_descriptor() {
     for reservation in BOTH {
         // Scripted: the second message meets EPIPE.
-        let fake = Fake::new("epipe_fails_and_closes_every_queued_descriptor");
+        let fake = Fake::new("epipe_fails_and_hands_back_every_unsent_descriptor");
         let clock = Clock::new();
         let (mut a, b) = pair(&fake, reservation, 2);
         let seqs = push_sends(&fake, Side::A, &mut a, 5);
@@ -250,17 +276,16 @@ fn epipe_fails_and_closes_every_queued_descriptor() {
             2,
             "no send after the failure"
         );
-        assert_released(&fake, Side::A, &a);
-        assert_eq!(
-            seqs_closed_by(&fake, Side::A),
-            seqs,
-            "each descriptor closed exactly once"
-        );
+        // The two the kernel took were closed by the passer; the three it
+        // never took come back, in order: each accounted for exactly once.
+        let unsent = assert_released(&fake, Side::A, &mut a);
+        assert_eq!(seqs_closed_by(&fake, Side::A), seqs[..2]);
+        assert_eq!(unsent, seqs[2..]);
         drop((a, b));
         fake.finish();
 
         // Simulated: the peer is gone, so the kernel says EPIPE.
-        let fake = Fake::new("epipe_fails_and_closes_every_queued_descriptor");
+        let fake = Fake::new("epipe_fails_and_hands_back_every_unsent_descriptor");
         let (mut a, b) = pair(&fake, reservation, 2);
         drop(b);
         let seqs = push_sends(&fake, Side::A, &mut a, 3);
@@ -268,8 +293,9 @@ fn epipe_fails_and_closes_every_queued_descriptor() {
         let seen = events(&fake, Side::A, &mut a);
         assert!(seen.sent.is_empty());
         assert_failed_with(&seen, |e| errno_of(e) == Some(Errno::PIPE.raw_os_error()));
-        assert_released(&fake, Side::A, &a);
-        assert_eq!(seqs_closed_by(&fake, Side::A), seqs);
+        let unsent = assert_released(&fake, Side::A, &mut a);
+        assert!(seqs_closed_by(&fake, Side::A).is_empty());
+        assert_eq!(unsent, seqs);
         drop(a);
         fake.finish();
     }
@@ -687,7 +713,7 @@ fn refusal_is_an_error_not_an_endless_retry() {
         assert_failed_with(&seen, |e| {
             matches!(e, Error::Protocol(ProtocolError::DescriptorsRefused))
         });
-        assert_released(&fake, Side::B, &b);
+        assert_released(&fake, Side::B, &mut b);
         assert!(fake.pending_script() > 0, "stopped retrying");
         drop(b);
         fake.finish();
@@ -707,7 +733,7 @@ fn refusal_is_an_error_not_an_endless_retry() {
         matches!(e, Error::Protocol(ProtocolError::DescriptorsRefused))
     });
     assert_eq!(seqs_closed_by(&fake, Side::B), vec![41]);
-    assert_released(&fake, Side::B, &b);
+    assert_released(&fake, Side::B, &mut b);
     drop(b);
     fake.finish();
 }
@@ -812,7 +838,7 @@ fn bytes_without_descriptors_is_protocol_error() {
                     if *b == bytes && *d == seqs.len())
             });
             assert_eq!(seqs_closed_by(&fake, Side::B), seqs);
-            assert_released(&fake, Side::B, &b);
+            assert_released(&fake, Side::B, &mut b);
             drop(b);
             fake.finish();
         }
@@ -855,7 +881,7 @@ fn too_many_descriptors_is_protocol_error() {
                 3,
                 "what arrived was closed"
             );
-            assert_released(&fake, Side::B, &b);
+            assert_released(&fake, Side::B, &mut b);
             drop((a, b));
             fake.finish();
         }
@@ -886,7 +912,7 @@ fn foreign_control_message_is_protocol_error() {
             matches!(e, Error::Protocol(ProtocolError::ForeignControlMessage))
         });
         assert_eq!(seqs_closed_by(&fake, Side::B), vec![5]);
-        assert_released(&fake, Side::B, &b);
+        assert_released(&fake, Side::B, &mut b);
         drop(b);
         fake.finish();
     }
@@ -904,9 +930,13 @@ fn eof_is_closed_not_failed() {
         assert_eq!(count_kind(&fake, Side::A, CallKind::Shutdown), 1);
         let late = fake.numbered(Side::A);
         let late_seq = fake.seq(late.as_fd());
-        assert!(matches!(a.push_send(late), Err(Error::Closed)));
-        assert!(fake.closed_by(Side::A).contains(&Label::Seq(late_seq)));
-        assert_released(&fake, Side::A, &a);
+        // Refused after the close: handed back, not closed by the passer.
+        let Err(PushError::Unusable(Error::Closed, late)) = a.push_send(late) else {
+            panic!("a push after close was not refused with Closed");
+        };
+        assert!(!fake.closed_by(Side::A).contains(&Label::Seq(late_seq)));
+        assert_eq!(fake.app_close(Side::A, late), Label::Seq(late_seq));
+        assert_released(&fake, Side::A, &mut a);
 
         // One request: one message read, two descriptors kept for later.
         let t1 = b.push_recv().unwrap();
@@ -1042,15 +1072,17 @@ fn pushes_after_failure_return_the_error() {
         let fd = fake.numbered(Side::A);
         let seq = fake.seq(fd.as_fd());
         let err = a.push_send(fd).expect_err("push after failure");
-        assert!(is_reset(&err), "{err:?}");
+        assert!(is_reset(&err.error()), "{err:?}");
+        // The refused descriptor comes back, open, for the application.
         assert!(
-            fake.closed_by(Side::A).contains(&Label::Seq(seq)),
-            "the refused descriptor is closed"
+            !fake.closed_by(Side::A).contains(&Label::Seq(seq)),
+            "the refused descriptor was closed"
         );
+        assert_eq!(fake.app_close(Side::A, err.into_inner()), Label::Seq(seq));
         assert!(is_reset(&a.push_recv().expect_err("push after failure")));
     }
     assert!(a.poll_event().is_none(), "the failure is reported once");
-    assert_released(&fake, Side::A, &a);
+    assert_released(&fake, Side::A, &mut a);
     drop((a, b));
     fake.finish();
 
@@ -1071,8 +1103,10 @@ fn pushes_after_failure_return_the_error() {
     assert_failed_with(&events(&fake, Side::B, &mut b), is_protocol);
     assert!(is_protocol(&b.push_recv().expect_err("after failure")));
     let fd = fake.numbered(Side::B);
-    assert!(is_protocol(&b.push_send(fd).expect_err("after failure")));
-    assert_released(&fake, Side::B, &b);
+    let refused = b.push_send(fd).expect_err("after failure");
+    assert!(is_protocol(&refused.error()));
+    fake.app_close(Side::B, refused.into_inner());
+    assert_released(&fake, Side::B, &mut b);
     drop(b);
     fake.finish();
 
@@ -1083,9 +1117,12 @@ fn pushes_after_failure_return_the_error() {
         .expect("passer");
     a.close();
     let fd = fake.numbered(Side::A);
-    assert!(matches!(a.push_send(fd), Err(Error::Closed)));
+    let Err(PushError::Unusable(Error::Closed, fd)) = a.push_send(fd) else {
+        panic!("a push after close was not refused with Closed");
+    };
+    fake.app_close(Side::A, fd);
     assert!(matches!(a.push_recv(), Err(Error::Closed)));
-    assert_released(&fake, Side::A, &a);
+    assert_released(&fake, Side::A, &mut a);
     drop(a);
     fake.finish();
 }

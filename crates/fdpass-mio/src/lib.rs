@@ -111,8 +111,12 @@
 //! `Listener::{bind, bind_with_config, bind_with(path, mode, config),
 //! set_peer_check, accept, path}`. A listener's peer check closes and skips
 //! refused connections in `accept` (a refusal is never an error); the check
-//! sees each refused peer's credentials. They re-export the same types:
-//! [`Config`], [`Error`], [`ProtocolError`], [`Reservation`],
+//! sees each refused peer's credentials. Every passer closes gracefully
+//! with `shutdown(deadline)` (sends what is queued first) or abortively with
+//! `close`/`close_abortive`, hands back what a failure left unsent with
+//! `take_unsent`, and, under [`Config::max_queued_sends`], refuses pushes
+//! past the mark with [`PushError::Full`]. They re-export the same types:
+//! [`Config`], [`Error`], [`ProtocolError`], [`PushError`], [`Reservation`],
 //! [`RetryPolicy`], [`PeerCredentials`], [`InheritError`].
 //!
 //! Where they differ, the runtime is the reason:
@@ -135,7 +139,8 @@ mod passer;
 pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
 pub use fdpass_core::{
-    Config, Error, Event, ProtocolError, RecvToken, Reservation, RetryPolicy, SendToken, Stats,
+    Config, Error, Event, ProtocolError, PushError, RecvToken, Reservation, RetryPolicy, SendToken,
+    Stats,
 };
 pub use listener::Listener;
 pub use passer::Passer;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fdpass_core::child::Handoff;
 use fdpass_core::socket::PeerCredentials;
-use fdpass_core::{Config, Error, Event, RecvToken, SendToken, Stats, Want};
+use fdpass_core::{Config, Error, Event, PushError, RecvToken, SendToken, Stats, Want};
 use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -419,8 +419,13 @@ impl Passer {
     /// is closed then. Send a `try_clone` to keep your own copy.
     ///
     /// # Errors
-    /// After a failure, the failure's error; after [`close`](Self::close),
-    /// [`Error::Closed`]. `fd` is closed in both cases.
+    /// Nothing is queued and `fd` comes back, still open, in the error:
+    /// [`PushError::Full`] while [`queued_sends`](fdpass_core::Passer::queued_sends)
+    /// is at [`Config::max_queued_sends`](crate::Config::max_queued_sends)
+    /// (the high-water mark; unset by default): push it again after an
+    /// [`Event::Sent`]; [`PushError::Unusable`] with the failure's error, or
+    /// [`Error::Closed`] after [`close`](Self::close) or
+    /// [`shutdown`](Self::shutdown). `?` into an [`Error`] lets go of `fd`.
     ///
     /// ```
     /// use fdpass_mio::{Event, Passer};
@@ -432,7 +437,7 @@ impl Passer {
     /// assert!(matches!(a.poll_event(), Some(Event::Sent(t)) if t == token));
     /// # Ok(()) }
     /// ```
-    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, Error> {
+    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, PushError<OwnedFd>> {
         let token = self.core.push_send(fd)?;
         self.run_ready(Instant::now());
         Ok(token)
@@ -450,8 +455,10 @@ impl Passer {
     /// message.
     ///
     /// # Errors
-    /// As [`push_send`](Self::push_send); then every descriptor of `fds` is
-    /// closed and none is queued.
+    /// As [`push_send`](Self::push_send), for the whole batch: none is
+    /// queued and every descriptor of `fds` comes back, in order. A batch
+    /// is [`PushError::Full`] unless all of it fits under the mark or the
+    /// queue is empty.
     ///
     /// ```
     /// use fdpass_mio::{Event, Passer};
@@ -467,7 +474,10 @@ impl Passer {
     /// assert!(matches!(a.poll_event(), Some(Event::Sent(t)) if t == last));
     /// # Ok(()) }
     /// ```
-    pub fn push_send_many<I>(&mut self, fds: I) -> Result<Option<SendToken>, Error>
+    pub fn push_send_many<I>(
+        &mut self,
+        fds: I,
+    ) -> Result<Option<SendToken>, PushError<Vec<OwnedFd>>>
     where
         I: IntoIterator<Item = OwnedFd>,
     {
@@ -609,8 +619,10 @@ impl Passer {
         self.run_ready(now);
     }
 
-    /// Closes the passer from this side: queued descriptors and descriptors
-    /// read ahead are closed, and the peer sees end-of-stream. Descriptors the
+    /// Closes the passer from this side, abortively: queued descriptors and
+    /// descriptors read ahead are let go of (never sent; see
+    /// [`shutdown`](Self::shutdown) to send them first), and the peer sees
+    /// end-of-stream. Descriptors the
     /// kernel already took still reach the peer. The socket itself stays open
     /// (so the registration stays valid) until the passer is dropped;
     /// deregister it before that. Later pushes return [`Error::Closed`].
@@ -624,6 +636,85 @@ impl Passer {
     /// ```
     pub fn close(&mut self) {
         self.core.close();
+    }
+
+    /// The abortive close: the same as [`close`](Self::close), named for
+    /// what it does to queued descriptors.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, _b) = fdpass_mio::Passer::pair()?;
+    /// a.close_abortive();
+    /// assert!(a.push_recv().is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn close_abortive(&mut self) {
+        self.core.close();
+    }
+
+    /// Starts a graceful shutdown: everything queued is still sent, in
+    /// order, then the socket is shut down, so the peer receives all of it
+    /// and then end of stream. Receiving ends at once; new pushes return
+    /// [`Error::Closed`]. Writes what the socket takes right away; keep the
+    /// passer registered and feed it events ([`handle_event`](Self::handle_event))
+    /// and timeouts ([`poll_timeout`](Self::poll_timeout) includes
+    /// `deadline`) as usual, and check [`shutdown_outcome`](Self::shutdown_outcome)
+    /// after each: `Some(Ok(()))` once everything was sent. At `deadline`
+    /// with descriptors still queued, the socket is shut down anyway, the
+    /// passer fails with [`Error::ShutdownTimedOut`] ([`Event::Failed`]),
+    /// and [`take_unsent`](Self::take_unsent) hands back what was not sent.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, _b) = fdpass_mio::Passer::pair()?;
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send(read_end)?;
+    /// a.shutdown(Instant::now() + Duration::from_secs(5));
+    /// // An empty socket buffer took it at once.
+    /// assert!(matches!(a.shutdown_outcome(), Some(Ok(()))));
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&mut self, deadline: Instant) {
+        self.core.shutdown(deadline);
+        self.run_ready(Instant::now());
+    }
+
+    /// How a graceful [`shutdown`](Self::shutdown) ended: `None` while it
+    /// still sends (or none was started); `Some(Ok(()))` once everything
+    /// queued was sent; `Some(Err(_))` with what ended it otherwise (see
+    /// [`fdpass_core::Passer::shutdown_outcome`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = fdpass_mio::Passer::pair()?;
+    /// assert!(a.shutdown_outcome().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_outcome(&self) -> Option<Result<(), Error>> {
+        self.core.shutdown_outcome()
+    }
+
+    /// Hands back, in push order and still open, the queued descriptors the
+    /// kernel never took, once the passer failed ([`Event::Failed`]: the
+    /// peer died, a protocol error, a shutdown past its deadline): a prefork
+    /// parent re-routes connections queued for a dead worker. The failure
+    /// keeps them open until they are taken or the passer is dropped. Empty
+    /// while the passer is usable, and after an abortive close.
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, b) = Passer::pair()?;
+    /// drop(b); // the worker died
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send(read_end)?; // EPIPE at once
+    /// assert!(matches!(a.poll_event(), Some(Event::Failed(_))));
+    /// assert_eq!(a.take_unsent().len(), 1); // still open: re-route it
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent(&mut self) -> Vec<OwnedFd> {
+        self.core.take_unsent()
     }
 
     // ---- outputs ----

@@ -80,3 +80,20 @@ pub type Flush<'a> = fdpass_core::driver::Flush<'a, SmolReactor>;
 /// # }
 /// ```
 pub type Closed<'a> = fdpass_core::driver::Closed<'a, SmolReactor>;
+
+/// Resolves once a graceful [`Passer::shutdown`](crate::Passer::shutdown)
+/// ended: `Ok(())` when everything queued was sent.
+/// Dropping it does not stop the shutdown; it goes on, up to its deadline,
+/// while any operation of the passer is polled.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (a, _b) = fdpass_smol::Passer::pair()?;
+/// let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+/// let ending: fdpass_smol::Shutdown<'_> = a.shutdown(deadline);
+/// ending.await?; // nothing was queued
+/// # Ok(()) })
+/// # }
+/// ```
+pub type Shutdown<'a> = fdpass_core::driver::Shutdown<'a, SmolReactor>;

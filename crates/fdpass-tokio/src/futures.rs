@@ -75,3 +75,19 @@ pub type Flush<'a> = fdpass_core::driver::Flush<'a, TokioReactor>;
 /// # Ok(()) }
 /// ```
 pub type Closed<'a> = fdpass_core::driver::Closed<'a, TokioReactor>;
+
+/// Resolves once a graceful [`Passer::shutdown`](crate::Passer::shutdown)
+/// ended: `Ok(())` when everything queued was sent.
+/// Dropping it does not stop the shutdown; it goes on, up to its deadline,
+/// while any operation of the passer is polled.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, _b) = fdpass_tokio::Passer::pair()?;
+/// let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+/// let ending: fdpass_tokio::Shutdown<'_> = a.shutdown(deadline);
+/// ending.await?; // nothing was queued
+/// # Ok(()) }
+/// ```
+pub type Shutdown<'a> = fdpass_core::driver::Shutdown<'a, TokioReactor>;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use fdpass_core::child::Handoff;
 use fdpass_core::driver::Handle;
 use fdpass_core::socket::PeerCredentials;
-use fdpass_core::{Config, Error, Stats};
+use fdpass_core::{Config, Error, PushError, Stats};
 
 use crate::reactor::TokioReactor;
-use crate::{Closed, Flush, RecvFd, RecvMany, SendFd};
+use crate::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
 
 /// Passes file descriptors over one connected Unix-domain socket, driven by
 /// the tokio runtime it was created in.
@@ -429,16 +429,23 @@ impl Passer {
     /// `try_clone()` to keep one.
     ///
     /// The descriptor is queued when `send` is called, before the first poll,
-    /// so descriptors go out in the order of the `send` calls.
+    /// so descriptors go out in the order of the `send` calls, unless the
+    /// send queue is at its high-water mark
+    /// ([`Config::max_queued_sends`](crate::Config::max_queued_sends), unset
+    /// by default): then the future waits, driving the passer, until the
+    /// queue has room, and queues it then (back-pressure).
     ///
     /// # Cancel safety
-    /// Dropping the future never un-sends and never loses the descriptor: it
-    /// stays queued and is sent in order; only the notification is lost.
-    /// (Use [`flush`](Self::flush) to wait for it anyway.)
+    /// Dropping the future never un-sends and never loses a queued
+    /// descriptor: it stays queued and is sent in order; only the
+    /// notification is lost. (Use [`flush`](Self::flush) to wait for it
+    /// anyway.) Dropped while it still waits for room, the future lets go
+    /// of the descriptor, which was never queued.
     ///
     /// # Errors
-    /// The passer's failure (then `fd` and everything queued was closed), or
-    /// [`Error::Closed`] after [`close`](Self::close).
+    /// The passer's failure (then everything queued and not sent is kept
+    /// for [`take_unsent`](Self::take_unsent)), or [`Error::Closed`] after
+    /// [`close`](Self::close) or [`shutdown`](Self::shutdown).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -458,6 +465,16 @@ impl Passer {
     /// passer is polled (await [`flush`](Self::flush) to wait for it). A
     /// failure shows up on the next call.
     ///
+    /// # Errors
+    /// Nothing is queued and `fd` comes back, still open, in the error:
+    /// [`PushError::Full`] while the send queue holds
+    /// [`Config::max_queued_sends`](crate::Config::max_queued_sends)
+    /// descriptors (the high-water mark; unset by default): push again
+    /// after [`flush`](Self::flush), or use [`send`](Self::send), which
+    /// waits for room; [`PushError::Unusable`] with the failure, or [`Error::Closed`] after
+    /// [`close`](Self::close) or [`shutdown`](Self::shutdown). `?` into an
+    /// [`Error`] lets go of `fd`.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -471,7 +488,7 @@ impl Passer {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn push_send(&self, fd: OwnedFd) -> Result<(), Error> {
+    pub fn push_send(&self, fd: OwnedFd) -> Result<(), PushError<OwnedFd>> {
         self.handle.push_send(fd)
     }
 
@@ -488,8 +505,10 @@ impl Passer {
     /// uses this passer would deadlock (collect such descriptors first).
     ///
     /// # Errors
-    /// As [`push_send`](Self::push_send); then every descriptor of `fds` is
-    /// closed and none is queued.
+    /// As [`push_send`](Self::push_send), for the whole batch: none is
+    /// queued and every descriptor of `fds` comes back, in order. A batch
+    /// is [`PushError::Full`] unless all of it fits under the mark or the
+    /// queue is empty.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -507,7 +526,7 @@ impl Passer {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn push_send_many<I>(&self, fds: I) -> Result<(), Error>
+    pub fn push_send_many<I>(&self, fds: I) -> Result<(), PushError<Vec<OwnedFd>>>
     where
         I: IntoIterator<Item = OwnedFd>,
     {
@@ -633,10 +652,13 @@ impl Passer {
         self.handle.closed()
     }
 
-    /// Closes the connection now, for every clone: queued descriptors and
-    /// received ones nobody claimed are closed, the peer sees end-of-stream,
-    /// pending operations complete with [`Error::Closed`]. Descriptors the
-    /// kernel already took still reach the peer. Flush first to send the rest.
+    /// Closes the connection now, for every clone, abortively: queued
+    /// descriptors and received ones nobody claimed are let go of (never
+    /// sent), the peer sees end-of-stream, pending operations complete with
+    /// [`Error::Closed`]. Descriptors the kernel already took still reach the
+    /// peer. To send what is queued first, use [`shutdown`](Self::shutdown);
+    /// [`close_abortive`](Self::close_abortive) is this under a name that
+    /// says so.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -648,6 +670,81 @@ impl Passer {
     /// ```
     pub fn close(&self) {
         self.handle.close();
+    }
+
+    /// The abortive close: the same as [`close`](Self::close), named for
+    /// what it does to queued descriptors (they are dropped, not sent).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// a.close_abortive();
+    /// assert!(b.recv().await?.is_none()); // the peer sees the end at once
+    /// # Ok(()) }
+    /// ```
+    pub fn close_abortive(&self) {
+        self.handle.close_abortive();
+    }
+
+    /// Shuts the connection down gracefully, for every clone: everything
+    /// queued is still sent, in order, then the socket is shut down, so the
+    /// peer receives all of it and then end of stream (what
+    /// `AsyncWriteExt::shutdown` does for bytes). Receiving ends at once
+    /// (received descriptors nobody claimed are let go of); new sends get
+    /// [`Error::Closed`]. The shutdown starts when this is called and
+    /// advances while the returned future (or any operation of this passer)
+    /// is polled.
+    ///
+    /// `deadline` bounds it. Resolves with `Ok(())` once everything was
+    /// sent; with [`Error::ShutdownTimedOut`] if descriptors were still
+    /// queued at `deadline` (the socket is shut down anyway); with the
+    /// failure if the peer died meanwhile (`EPIPE`). After an error,
+    /// [`take_unsent`](Self::take_unsent) hands back what was not sent.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// for _ in 0..3 {
+    ///     let (read_end, _write_end) = std::io::pipe()?;
+    ///     a.push_send(read_end.into())?;
+    /// }
+    /// a.shutdown(Instant::now() + Duration::from_secs(5)).await?;
+    /// for _ in 0..3 {
+    ///     assert!(b.recv().await?.is_some()); // every queued one arrives
+    /// }
+    /// assert!(b.recv().await?.is_none()); // then the end of the stream
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&self, deadline: std::time::Instant) -> Shutdown<'_> {
+        self.handle.shutdown(deadline)
+    }
+
+    /// Hands back, in push order and still open, the queued descriptors
+    /// the kernel never took, once the passer failed (the peer died, a
+    /// protocol error, a shutdown past its deadline): a prefork parent
+    /// re-routes connections queued for a dead worker. The failure keeps
+    /// them open until they are taken or the passer (every clone) is
+    /// dropped. Empty while the passer is usable, and after an abortive
+    /// close.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// drop(b); // the worker died
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// let failure = a.send(read_end.into()).await;
+    /// assert!(failure.is_err()); // EPIPE
+    /// let unsent = a.take_unsent();
+    /// assert_eq!(unsent.len(), 1); // still open: give it to another worker
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent(&self) -> Vec<OwnedFd> {
+        self.handle.take_unsent()
     }
 }
 

@@ -55,8 +55,8 @@ impl Stream for Passer {
 impl Sink<OwnedFd> for Passer {
     type Error = Error;
 
-    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.handle.poll_ready()
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().handle.poll_ready(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, fd: OwnedFd) -> Result<(), Error> {

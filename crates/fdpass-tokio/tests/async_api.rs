@@ -167,7 +167,7 @@ async fn a_failure_shows_up_on_every_later_call() {
     // Fire-and-forget: the first push meets EPIPE while sending, and says so
     // on the next call.
     left.push_send(numbered(0)).unwrap();
-    let err = left.push_send(numbered(1)).unwrap_err();
+    let err = left.push_send(numbered(1)).unwrap_err().error();
     assert!(
         matches!(&err, Error::Io(e) if e.raw_os_error() == Some(rustix::io::Errno::PIPE.raw_os_error())),
         "{err}"

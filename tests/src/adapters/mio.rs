@@ -14,7 +14,7 @@ use fdpass_core::{RecvToken, SendToken};
 use fdpass_mio::{Event, Listener, Passer};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::{timed_out, Adapter, Config, Done, Error, Ticked, Wait, OVERALL};
+use crate::{timed_out, Adapter, Config, Done, Error, PushError, Ticked, Wait, OVERALL};
 
 /// The passer's token in its poll.
 const PASSER: Token = Token(0);
@@ -205,12 +205,26 @@ impl Adapter for Mio {
     }
 
     fn send(&mut self, fd: OwnedFd) -> Result<(), Error> {
-        self.push_send(fd)?;
+        // At the high-water mark the loop runs until the queue has room: a
+        // blocking send waits, as the async adapters' `send` does.
+        let give_up = Instant::now() + OVERALL;
+        let mut fd = fd;
+        loop {
+            match self.try_push_send(fd) {
+                Ok(()) => break,
+                Err(PushError::Full(back)) => fd = back,
+                Err(e) => return Err(e.into()),
+            }
+            if Instant::now() >= give_up {
+                timed_out("send (room in the send queue)");
+            }
+            self.turn(give_up);
+        }
         let token = self.last_pushed.expect("a descriptor was just pushed");
         self.wait("send", Pending::Sent(token)).map(|_| ())
     }
 
-    fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error> {
+    fn try_push_send(&mut self, fd: OwnedFd) -> Result<(), PushError<OwnedFd>> {
         let token = self.passer.push_send(fd)?;
         self.last_pushed = Some(token);
         self.absorb();
@@ -313,5 +327,25 @@ impl Adapter for Mio {
         self.passer.close();
         self.received.clear();
         self.absorb();
+    }
+
+    fn shutdown(&mut self, deadline: Instant) -> Result<(), Error> {
+        self.passer.shutdown(deadline);
+        self.received.clear();
+        self.absorb();
+        let give_up = Instant::now() + OVERALL;
+        loop {
+            if let Some(outcome) = self.passer.shutdown_outcome() {
+                return outcome;
+            }
+            if Instant::now() >= give_up {
+                timed_out("shutdown");
+            }
+            self.turn(give_up);
+        }
+    }
+
+    fn take_unsent(&mut self) -> Vec<OwnedFd> {
+        self.passer.take_unsent()
     }
 }

@@ -18,7 +18,7 @@ use smol::channel::{Receiver, Sender};
 use smol::future::{self, FutureExt};
 use smol::{block_on, Executor, Timer};
 
-use crate::{timed_out, Adapter, Config, Done, Error, Ticked, Wait, Worker, OVERALL};
+use crate::{timed_out, Adapter, Config, Done, Error, PushError, Ticked, Wait, Worker, OVERALL};
 
 /// Threads of the multi-threaded variant's executor.
 const THREADS: usize = 2;
@@ -129,12 +129,12 @@ impl Adapter for Smol {
         Smol::block("send", self.passer.send(fd))
     }
 
-    fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error> {
+    fn try_push_send(&mut self, fd: OwnedFd) -> Result<(), PushError<OwnedFd>> {
         self.passer.push_send(fd)
     }
 
     fn push_send_many(&mut self, fds: Vec<OwnedFd>) -> Result<(), Error> {
-        self.passer.push_send_many(fds)
+        Ok(self.passer.push_send_many(fds)?)
     }
 
     fn recv(&mut self) -> Result<Option<OwnedFd>, Error> {
@@ -188,6 +188,14 @@ impl Adapter for Smol {
 
     fn close(&mut self) {
         self.passer.close();
+    }
+
+    fn shutdown(&mut self, deadline: std::time::Instant) -> Result<(), Error> {
+        Smol::block("shutdown", self.passer.shutdown(deadline))
+    }
+
+    fn take_unsent(&mut self) -> Vec<OwnedFd> {
+        self.passer.take_unsent()
     }
 
     fn spawn_worker(&mut self, mut step: Box<dyn FnMut() -> bool + Send>) -> Worker {

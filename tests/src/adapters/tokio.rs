@@ -14,7 +14,7 @@ use ::tokio::runtime::{Builder, Runtime, RuntimeFlavor};
 use ::tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use fdpass_tokio::{Listener, Passer};
 
-use crate::{timed_out, Adapter, Config, Done, Error, Ticked, Wait, Worker, OVERALL};
+use crate::{timed_out, Adapter, Config, Done, Error, PushError, Ticked, Wait, Worker, OVERALL};
 
 /// A waker for a poll whose wake-up nobody waits for: a pending future is
 /// polled again inside `block_on`, with the runtime's waker.
@@ -117,7 +117,7 @@ impl Adapter for Tokio {
         self.block("send", self.passer.send(fd))
     }
 
-    fn push_send(&mut self, fd: OwnedFd) -> Result<(), Error> {
+    fn try_push_send(&mut self, fd: OwnedFd) -> Result<(), PushError<OwnedFd>> {
         // Inside the runtime: a send retry arms a tokio timer.
         let _context = self.runtime.enter();
         self.passer.push_send(fd)
@@ -125,7 +125,7 @@ impl Adapter for Tokio {
 
     fn push_send_many(&mut self, fds: Vec<OwnedFd>) -> Result<(), Error> {
         let _context = self.runtime.enter();
-        self.passer.push_send_many(fds)
+        Ok(self.passer.push_send_many(fds)?)
     }
 
     fn recv(&mut self) -> Result<Option<OwnedFd>, Error> {
@@ -174,6 +174,14 @@ impl Adapter for Tokio {
 
     fn close(&mut self) {
         self.passer.close();
+    }
+
+    fn shutdown(&mut self, deadline: std::time::Instant) -> Result<(), Error> {
+        self.block("shutdown", self.passer.shutdown(deadline))
+    }
+
+    fn take_unsent(&mut self) -> Vec<OwnedFd> {
+        self.passer.take_unsent()
     }
 
     fn spawn_worker(&mut self, mut step: Box<dyn FnMut() -> bool + Send>) -> Worker {

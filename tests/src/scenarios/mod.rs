@@ -13,6 +13,7 @@ mod nonblocking;
 mod original_wire;
 mod passing_passers;
 mod peer_death;
+mod shutdown;
 mod volume;
 
 pub use batching::{batched_push_fills_messages, batched_receive_in_order};
@@ -25,4 +26,8 @@ pub use nonblocking::{recv_before_send_does_not_block, send_before_recv_does_not
 pub use original_wire::original_wire_peer;
 pub use passing_passers::passing_passers;
 pub use peer_death::{peer_exit_is_seen_without_leaks, peer_kill_is_seen_without_leaks};
+pub use shutdown::{
+    a_failed_passer_hands_back_what_it_never_sent, graceful_shutdown_delivers_everything_queued,
+    pushes_past_the_high_water_mark_come_back_full, shutdown_past_its_deadline_keeps_the_unsent,
+};
 pub use volume::hundred_thousand_in_order;

@@ -50,7 +50,7 @@ fn peer_death<A: Adapter>(ctx: &Ctx, death: Death) {
 
 /// Whatever an adapter creates once per process (a global reactor, say) is
 /// created here, before the count that must come back to its value.
-fn warm_up<A: Adapter>() {
+pub(crate) fn warm_up<A: Adapter>() {
     let (a, b) = fdpass_core::socket::pair().expect("socketpair");
     let mut a = ok(A::new(a, Config::default()), "wrap a");
     let mut b = ok(A::new(b, Config::default()), "wrap b");

@@ -8,12 +8,16 @@ use std::task::{Context, Poll};
 
 use super::handle::{Locked, Shared};
 use super::{Reactor, RecvRequest, Waiter};
-use crate::{Error, SendToken};
+use crate::{Error, PushError, SendToken};
 
 /// Future of `send`: resolves once the kernel took the descriptor.
 ///
-/// The descriptor was queued when `send` was called. Dropping this future
-/// never un-sends it; only the notification is lost.
+/// The descriptor was queued when `send` was called if the send queue had
+/// room under [`Config::max_queued_sends`](crate::Config::max_queued_sends)
+/// (always, by default); otherwise polling waits for room and queues it
+/// then (back-pressure). Dropping the future once the descriptor is queued
+/// never un-sends it (only the notification is lost); dropping it while it
+/// still waits for room lets go of the descriptor, which was never queued.
 ///
 /// ```
 /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -42,15 +46,23 @@ use crate::{Error, SendToken};
 #[must_use = "the descriptor is queued either way; await to learn when it was sent"]
 pub struct SendFd<'a, R> {
     shared: &'a Shared<R>,
-    /// The queued descriptor's token, or why it could not be queued.
-    token: Result<SendToken, Error>,
+    /// The descriptor while it waits for room in the send queue.
+    pending: Option<OwnedFd>,
+    /// Its token once queued (or why it never will be); `None` while pending.
+    token: Option<Result<SendToken, Error>>,
     waiter: Waiter,
 }
 
 impl<'a, R> SendFd<'a, R> {
-    pub(crate) fn new(shared: &'a Shared<R>, token: Result<SendToken, Error>) -> Self {
+    pub(crate) fn new(shared: &'a Shared<R>, fd: OwnedFd) -> Self {
+        let (pending, token) = match shared.lock().driver.push_send(fd) {
+            Ok(token) => (None, Some(Ok(token))),
+            Err(PushError::Full(fd)) => (Some(fd), None),
+            Err(e) => (None, Some(Err(Error::from(e)))),
+        };
         SendFd {
             shared,
+            pending,
             token,
             waiter: Waiter::default(),
         }
@@ -64,12 +76,25 @@ impl<R: Reactor> Future for SendFd<'_, R> {
         let this = self.get_mut();
         // Polled again after completing, it answers the same (no panic): a
         // sent token stays sent, a failure stays the failure.
-        let token = match &this.token {
-            Ok(token) => *token,
-            Err(e) => return Poll::Ready(Err(e.clone())),
-        };
+        if let Some(Err(e)) = &this.token {
+            return Poll::Ready(Err(e.clone()));
+        }
         let mut locked = this.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
+        let token = match this.token {
+            Some(Ok(token)) => token,
+            _ => match driver.poll_push(cx, reactor, &mut this.pending, &mut this.waiter) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    this.token = Some(Err(e.clone()));
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(Ok(token)) => {
+                    this.token = Some(Ok(token));
+                    token
+                }
+            },
+        };
         driver.poll_sent(cx, reactor, token, &mut this.waiter)
     }
 }
@@ -81,6 +106,11 @@ impl<R> Drop for SendFd<'_, R> {
         if self.waiter.is_registered() {
             self.shared.lock().driver.forget(&mut self.waiter);
         }
+        // Never queued: it may be the last reference to someone else's
+        // file, so it is not closed on this thread.
+        if let Some(fd) = self.pending.take() {
+            crate::disposal::dispose(fd);
+        }
     }
 }
 
@@ -88,6 +118,7 @@ impl<R> std::fmt::Debug for SendFd<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendFd")
             .field("token", &self.token)
+            .field("waiting_for_room", &self.pending.is_some())
             .finish()
     }
 }
@@ -386,5 +417,75 @@ impl<R> Drop for Closed<'_, R> {
 impl<R> std::fmt::Debug for Closed<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Closed").finish_non_exhaustive()
+    }
+}
+
+/// Future of `shutdown`: resolves once the graceful shutdown ended, with
+/// `Ok(())` when everything queued was sent and the socket shut down, or the
+/// error that ended it ([`Error::ShutdownTimedOut`] at the deadline, the
+/// peer's failure, [`Error::Closed`] after an abortive close); then
+/// [`Handle::take_unsent`](super::Handle::take_unsent) hands back what was
+/// not sent. Dropping it does not stop the shutdown, which any other task
+/// polling the passer drives on, up to its deadline.
+///
+/// ```
+/// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+/// # use fdpass_core::driver::{Direction, Reactor};
+/// # struct TryAlways;
+/// # impl Reactor for TryAlways {
+/// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+/// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+/// # }
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::Waker;
+/// use fdpass_core::driver::{Handle, Shutdown};
+/// use fdpass_core::{Config, Passer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, _b) = Passer::pair(Config::default())?;
+/// let a = Handle::new(a, TryAlways);
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let ending: Shutdown<'_, TryAlways> = a.shutdown(Instant::now());
+/// assert!(matches!(pin!(ending).poll(&mut cx), Poll::Ready(Ok(())))); // nothing was queued
+/// # Ok(()) }
+/// ```
+#[must_use = "the shutdown advances only while the passer is polled; await it"]
+pub struct Shutdown<'a, R> {
+    shared: &'a Shared<R>,
+    waiter: Waiter,
+}
+
+impl<'a, R> Shutdown<'a, R> {
+    pub(crate) fn new(shared: &'a Shared<R>) -> Self {
+        Shutdown {
+            shared,
+            waiter: Waiter::default(),
+        }
+    }
+}
+
+impl<R: Reactor> Future for Shutdown<'_, R> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut locked = this.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.poll_shutdown(cx, reactor, &mut this.waiter)
+    }
+}
+
+impl<R> Drop for Shutdown<'_, R> {
+    fn drop(&mut self) {
+        if self.waiter.is_registered() {
+            self.shared.lock().driver.forget(&mut self.waiter);
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Shutdown<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown").finish_non_exhaustive()
     }
 }

@@ -5,9 +5,9 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use super::futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
+use super::futures::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
 use super::{Driver, Reactor, RecvRequest, Waiter};
-use crate::{Config, Error, Passer, Stats};
+use crate::{Config, Error, Passer, PushError, Stats};
 
 /// The driver and the reactor of one connection, behind one lock. Every
 /// operation locks it briefly and never across an `.await`.
@@ -110,7 +110,7 @@ impl<R: Reactor> Handle<R> {
     /// let (passer, _peer) = Passer::pair(Config::default())?;
     /// let handle = Handle::new(passer, TryAlways);
     /// let clone = handle.clone(); // another handle on the same connection
-    /// assert!(matches!(clone.poll_ready(), Poll::Ready(Ok(()))));
+    /// assert!(clone.poll_ready_now().is_ok());
     /// # Ok(()) }
     /// ```
     pub fn new(passer: Passer, reactor: R) -> Self {
@@ -177,7 +177,10 @@ impl<R: Reactor> Handle<R> {
         self.shared.lock().driver.stats()
     }
 
-    /// Queues `fd` at once; the future resolves when the kernel took it.
+    /// Queues `fd` at once if the send queue has room under
+    /// [`Config::max_queued_sends`] (always, by default), otherwise when
+    /// the future, polled, finds room; it resolves when the kernel took
+    /// `fd`. A future dropped before `fd` was queued lets go of it.
     ///
     /// ```
     /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -204,8 +207,7 @@ impl<R: Reactor> Handle<R> {
     /// # Ok(()) }
     /// ```
     pub fn send(&self, fd: OwnedFd) -> SendFd<'_, R> {
-        let token = self.shared.lock().driver.push_send(fd);
-        SendFd::new(&self.shared, token)
+        SendFd::new(&self.shared, fd)
     }
 
     /// Queues `fd` and writes what the socket takes now.
@@ -235,7 +237,7 @@ impl<R: Reactor> Handle<R> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn push_send(&self, fd: OwnedFd) -> Result<(), Error> {
+    pub fn push_send(&self, fd: OwnedFd) -> Result<(), PushError<OwnedFd>> {
         let mut locked = self.shared.lock();
         let Locked { reactor, driver } = &mut *locked;
         driver.push_send(fd)?;
@@ -273,7 +275,7 @@ impl<R: Reactor> Handle<R> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn push_send_many<I>(&self, fds: I) -> Result<(), Error>
+    pub fn push_send_many<I>(&self, fds: I) -> Result<(), PushError<Vec<OwnedFd>>>
     where
         I: IntoIterator<Item = OwnedFd>,
     {
@@ -413,7 +415,9 @@ impl<R: Reactor> Handle<R> {
         Closed::new(&self.shared)
     }
 
-    /// Closes the connection for every handle (see [`Driver::close`]).
+    /// Closes the connection for every handle, abortively: what is queued
+    /// is dropped, not sent (see [`Driver::close`]; [`shutdown`](Self::shutdown)
+    /// sends it first).
     ///
     /// ```
     /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -433,12 +437,125 @@ impl<R: Reactor> Handle<R> {
     /// let mut cx = Context::from_waker(Waker::noop());
     /// let other = a.clone();
     /// a.close();
-    /// assert!(matches!(other.poll_ready(), Poll::Ready(Err(Error::Closed)))); // every handle
+    /// assert!(matches!(other.poll_ready_now(), Err(Error::Closed))); // every handle
     /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(None))); // the peer's stream ends
     /// # Ok(()) }
     /// ```
     pub fn close(&self) {
         self.shared.lock().driver.close();
+    }
+
+    /// The same as [`close`](Self::close), named for what it does to queued
+    /// descriptors.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let a = Handle::new(a, TryAlways);
+    /// a.close_abortive();
+    /// assert!(a.poll_ready_now().is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn close_abortive(&self) {
+        self.close();
+    }
+
+    /// Starts a graceful shutdown for every handle (see
+    /// [`Passer::shutdown`]): what is queued is still sent, in order, then
+    /// the socket is shut down; receiving ends at once. The future resolves
+    /// with `Ok(())` once everything was sent, or with the error that ended
+    /// it ([`Error::ShutdownTimedOut`] at `deadline`, the peer's failure);
+    /// then [`take_unsent`](Self::take_unsent) hands back what was not sent.
+    /// Await it: the shutdown advances while some task polls the passer.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, mut b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// a.push_send(read_end.into())?;
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// assert!(matches!(pin!(a.shutdown(deadline)).poll(&mut cx), Poll::Ready(Ok(()))));
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// assert!(matches!(b.poll_next(&mut cx), Poll::Ready(None)));
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&self, deadline: std::time::Instant) -> Shutdown<'_, R> {
+        self.shared.lock().driver.shutdown(deadline);
+        Shutdown::new(&self.shared)
+    }
+
+    /// The queued descriptors the kernel never took, in push order and
+    /// still open, once the passer failed (see [`Passer::take_unsent`]);
+    /// empty while it is usable.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let a = Handle::new(a, TryAlways);
+    /// assert!(a.take_unsent().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent(&self) -> Vec<OwnedFd> {
+        self.shared.lock().driver.take_unsent()
+    }
+
+    /// Whether the passer is usable now (no waiting, no I/O); the error
+    /// says why not.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// assert!(Handle::new(a, TryAlways).poll_ready_now().is_ok());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_ready_now(&self) -> Result<(), Error> {
+        self.shared.lock().driver.passer().usable()
     }
 
     /// `Stream::poll_next`: received descriptors in order; ends at the peer's
@@ -485,7 +602,10 @@ impl<R: Reactor> Handle<R> {
         Poll::Ready(next)
     }
 
-    /// `Sink::poll_ready`: the queue is unbounded, so ready while usable.
+    /// `Sink::poll_ready`: ready while the send queue has room under
+    /// [`Config::max_queued_sends`] (always, by default), pending while it
+    /// is full (driving the passer meanwhile), an error once the passer is
+    /// unusable.
     ///
     /// ```
     /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -500,17 +620,21 @@ impl<R: Reactor> Handle<R> {
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let (a, _b) = Passer::pair(Config::default())?;
-    /// let a = Handle::new(a, TryAlways);
-    /// assert!(matches!(a.poll_ready(), Poll::Ready(Ok(()))));
+    /// let mut a = Handle::new(a, TryAlways);
+    /// let mut cx = Context::from_waker(std::task::Waker::noop());
+    /// assert!(matches!(a.poll_ready(&mut cx), Poll::Ready(Ok(()))));
     /// a.close();
-    /// assert!(matches!(a.poll_ready(), Poll::Ready(Err(Error::Closed))));
+    /// assert!(matches!(a.poll_ready(&mut cx), Poll::Ready(Err(Error::Closed))));
     /// # Ok(()) }
     /// ```
-    pub fn poll_ready(&self) -> Poll<Result<(), Error>> {
-        Poll::Ready(self.shared.lock().driver.passer().usable())
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut locked = self.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.poll_room(cx, reactor, &mut self.sink)
     }
 
-    /// `Sink::start_send`: queues `fd` without writing. The `Sink` contract
+    /// `Sink::start_send`: queues `fd` without writing (past the high-water
+    /// mark if another handle filled the queue since `poll_ready`). The `Sink` contract
     /// leaves writing to `poll_flush`, so a `send_all` fills whole messages
     /// instead of writing each descriptor as it comes.
     ///
@@ -538,7 +662,13 @@ impl<R: Reactor> Handle<R> {
     /// # Ok(()) }
     /// ```
     pub fn start_send(&self, fd: OwnedFd) -> Result<(), Error> {
-        self.shared.lock().driver.push_send(fd).map(drop)
+        // `poll_ready` saw room, but another handle may have taken it since:
+        // the contract gives no way to hand `fd` back, so it is queued past
+        // the mark rather than lost.
+        match self.shared.lock().driver.push_send_over_mark(fd) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// `Sink::poll_flush`: everything queued taken by the kernel.

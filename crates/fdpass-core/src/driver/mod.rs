@@ -48,12 +48,12 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::{Error, Event, Passer, RecvToken, SendToken, Stats, Want};
+use crate::{Error, Event, Passer, PushError, RecvToken, SendToken, Stats, Want};
 
 mod futures;
 mod handle;
 
-pub use futures::{Closed, Flush, RecvFd, RecvMany, SendFd};
+pub use futures::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
 pub use handle::Handle;
 
 /// One direction of the socket.
@@ -501,10 +501,137 @@ impl Driver {
     /// assert_eq!(a.passer().queued_sends(), 0);
     /// # Ok(()) }
     /// ```
-    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, Error> {
+    pub fn push_send(&mut self, fd: OwnedFd) -> Result<SendToken, PushError<OwnedFd>> {
         let token = self.passer.push_send(fd)?;
         self.last_pushed = Some(token);
         Ok(token)
+    }
+
+    /// Queues `fd` even past the high-water mark: for a `Sink` whose
+    /// `poll_ready` saw room that another handle took since (the `Sink`
+    /// contract gives `start_send` no way to hand `fd` back).
+    pub(crate) fn push_send_over_mark(
+        &mut self,
+        fd: OwnedFd,
+    ) -> Result<SendToken, PushError<OwnedFd>> {
+        let token = self.passer.push_send_over_mark(fd)?;
+        self.last_pushed = Some(token);
+        Ok(token)
+    }
+
+    /// Queues `fd` once the send queue has room under
+    /// [`Config::max_queued_sends`](crate::Config::max_queued_sends),
+    /// driving meanwhile; `fd` is taken out of `pending` when it is queued.
+    /// Ready with its token, or with the error that makes the passer
+    /// unusable (then `fd` is let go of).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default().with_max_queued_sends(Some(1)))?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// let mut pending = Some(read_end.into());
+    /// let pushed = a.poll_push(&mut cx, &mut TryAlways, &mut pending, &mut Waiter::default());
+    /// assert!(matches!(pushed, Poll::Ready(Ok(_))) && pending.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_push<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        pending: &mut Option<OwnedFd>,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<SendToken, Error>> {
+        if let Some(pushed) = self.try_push_pending(pending) {
+            self.forget(waiter);
+            return Poll::Ready(pushed);
+        }
+        self.register(waiter, cx);
+        self.drive(reactor, waiter.key);
+        match self.try_push_pending(pending) {
+            Some(pushed) => {
+                self.forget(waiter);
+                Poll::Ready(pushed)
+            }
+            None => Poll::Pending,
+        }
+    }
+
+    /// Pushes `pending` if there is room (or the passer is unusable, which
+    /// ends the wait); `None` while it must wait.
+    fn try_push_pending(
+        &mut self,
+        pending: &mut Option<OwnedFd>,
+    ) -> Option<Result<SendToken, Error>> {
+        let fd = pending.take()?;
+        match self.push_send(fd) {
+            Ok(token) => Some(Ok(token)),
+            Err(PushError::Full(fd)) => {
+                *pending = Some(fd);
+                None
+            }
+            Err(e) => Some(Err(e.into())),
+        }
+    }
+
+    /// Ready once the send queue has room for one more descriptor (what
+    /// `Sink::poll_ready` waits for), or with the error that makes the
+    /// passer unusable.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default().with_max_queued_sends(Some(1)))?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(a.poll_room(&mut cx, &mut TryAlways, &mut Waiter::default()).is_ready());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_room<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<(), Error>> {
+        let room = |driver: &Self| match driver.passer.usable() {
+            Err(e) => Some(Err(e)),
+            Ok(()) => driver.passer.has_room_for(1).then_some(Ok(())),
+        };
+        if let Some(answer) = room(self) {
+            self.forget(waiter);
+            return Poll::Ready(answer);
+        }
+        self.register(waiter, cx);
+        self.drive(reactor, waiter.key);
+        match room(self) {
+            Some(answer) => {
+                self.forget(waiter);
+                Poll::Ready(answer)
+            }
+            None => Poll::Pending,
+        }
     }
 
     /// Queues every descriptor of `fds` (see [`Passer::push_send_many`]).
@@ -533,7 +660,10 @@ impl Driver {
     /// assert!(a.poll_flush(&mut cx, &mut TryAlways, &mut Waiter::default()).is_ready());
     /// # Ok(()) }
     /// ```
-    pub fn push_send_many<I>(&mut self, fds: I) -> Result<Option<SendToken>, Error>
+    pub fn push_send_many<I>(
+        &mut self,
+        fds: I,
+    ) -> Result<Option<SendToken>, PushError<Vec<OwnedFd>>>
     where
         I: IntoIterator<Item = OwnedFd>,
     {
@@ -617,6 +747,10 @@ impl Driver {
         if self.sent_through >= Some(token) {
             self.forget(waiter);
             return Poll::Ready(Ok(()));
+        }
+        if self.passer.is_shutting_down() {
+            // Still queued, and a graceful shutdown sends it.
+            return Poll::Pending;
         }
         self.settle(waiter, self.passer.usable())
     }
@@ -995,6 +1129,107 @@ impl Driver {
     /// ```
     pub fn close(&mut self) {
         self.passer.close();
+        self.let_go_of_received();
+    }
+
+    /// Starts a graceful shutdown (see [`Passer::shutdown`]): what is queued
+    /// is still sent, by `deadline`; receiving ends now. Waiting receivers
+    /// are woken and learn [`Error::Closed`].
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use std::time::Duration;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send(read_end)?;
+    /// a.shutdown(Instant::now() + Duration::from_secs(5));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let done = a.poll_shutdown(&mut cx, &mut TryAlways, &mut Waiter::default());
+    /// assert!(matches!(done, Poll::Ready(Ok(()))));
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&mut self, deadline: Instant) {
+        self.passer.shutdown(deadline);
+        self.let_go_of_received();
+    }
+
+    /// Drives a graceful [`shutdown`](Self::shutdown) to its end: ready
+    /// with [`Passer::shutdown_outcome`] once there is one (`Ok(())` when
+    /// everything queued was sent). Before any shutdown or close it waits.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Error, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// a.close();
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let done = a.poll_shutdown(&mut cx, &mut TryAlways, &mut Waiter::default());
+    /// assert!(matches!(done, Poll::Ready(Err(Error::Closed)))); // closed abortively
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_shutdown<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<(), Error>> {
+        if let Some(outcome) = self.passer.shutdown_outcome() {
+            self.forget(waiter);
+            return Poll::Ready(outcome);
+        }
+        self.register(waiter, cx);
+        self.drive(reactor, waiter.key);
+        match self.passer.shutdown_outcome() {
+            Some(outcome) => {
+                self.forget(waiter);
+                Poll::Ready(outcome)
+            }
+            None => Poll::Pending,
+        }
+    }
+
+    /// The queued descriptors the kernel never took, once the passer
+    /// failed (see [`Passer::take_unsent`]), in push order, still open.
+    ///
+    /// ```
+    /// use fdpass_core::driver::Driver;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// assert!(a.take_unsent().is_empty()); // open: nothing to give back
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent(&mut self) -> Vec<OwnedFd> {
+        self.passer.take_unsent()
+    }
+
+    /// Lets go of what arrived and no receiver took, and wakes every task.
+    fn let_go_of_received(&mut self) {
         // The peer chose these files; their close may block (see `disposal`).
         self.received.drain(..).for_each(crate::disposal::dispose);
         self.asked.clear();
@@ -1317,6 +1552,61 @@ mod tests {
         let mut byte = [0u8];
         std::fs::File::from(fd).read_exact(&mut byte).unwrap();
         byte[0]
+    }
+
+    #[test]
+    fn sends_wait_for_room_under_the_high_water_mark() {
+        use std::future::Future;
+        use std::pin::pin;
+
+        use crate::PushError;
+
+        let (a, b) = crate::socket::pair().unwrap();
+        // The smallest send buffer: the kernel soon stops taking messages.
+        rustix::net::sockopt::set_socket_send_buffer_size(&a, 1).unwrap();
+        let config = Config::default()
+            .with_max_fds_per_message(1)
+            .with_max_queued_sends(Some(2));
+        let mut a = Handle::new(Passer::new(a, config).unwrap(), TryAlways);
+        let mut b = Handle::new(Passer::new(b, config).unwrap(), TryAlways);
+        let mut cx = Context::from_waker(Waker::noop());
+        let pipe = || -> OwnedFd { std::io::pipe().unwrap().0.into() };
+        let mut pushed = 0;
+        loop {
+            match a.push_send(pipe()) {
+                Ok(()) => pushed += 1,
+                Err(PushError::Full(_back)) => break,
+                Err(e) => panic!("push failed: {e}"),
+            }
+            assert!(pushed < 500, "never full");
+        }
+        // Full: the sink is not ready, and a send future waits, holding its
+        // descriptor.
+        assert!(a.poll_ready(&mut cx).is_pending());
+        let sender = a.clone(); // another handle on the same queue
+        let mut waiting = pin!(sender.send(pipe()));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        // The peer reads; the sender, driven, gets room again.
+        let mut received = 0;
+        while a.poll_ready(&mut cx).is_pending() {
+            assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+            received += 1;
+            assert!(received <= pushed, "room never came");
+        }
+        assert!(matches!(
+            waiting.as_mut().poll(&mut cx),
+            Poll::Pending | Poll::Ready(Ok(()))
+        ));
+        // Everything arrives: what was pushed and the one that waited.
+        while received < pushed + 1 {
+            let _ = waiting.as_mut().poll(&mut cx);
+            assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+            received += 1;
+        }
+        assert!(matches!(
+            waiting.as_mut().poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
     }
 
     #[test]
