@@ -71,6 +71,8 @@ pub struct App {
     last_sent: Option<SendToken>,
     peer_closed: bool,
     failed: bool,
+    /// `Event::SendFailed` was seen: sending ended, receiving goes on.
+    send_failed: bool,
     closed: bool,
 }
 
@@ -85,6 +87,7 @@ impl Default for App {
             last_sent: None,
             peer_closed: false,
             failed: false,
+            send_failed: false,
             closed: false,
         }
     }
@@ -251,6 +254,22 @@ impl App {
                         self.pushed_sends - sent,
                         "unsent handed back"
                     );
+                }
+                Event::SendFailed(_) => {
+                    assert!(!self.send_failed, "SendFailed twice");
+                    assert!(!self.failed, "SendFailed after Failed");
+                    self.send_failed = true;
+                    // As for a failure: exactly the pushes not reported
+                    // sent come back, and receiving goes on.
+                    let sent = self.last_sent.map_or(0, |t| t.0 + 1);
+                    let unsent = passer.take_unsent();
+                    assert_eq!(
+                        unsent.len() as u64,
+                        self.pushed_sends - sent,
+                        "unsent handed back after sending failed"
+                    );
+                    // Handed back: a later failure owes none of them.
+                    self.pushed_sends = sent;
                 }
                 other => panic!("an event this harness does not know: {other:?}"),
             }

@@ -45,6 +45,7 @@ pub struct RecvToken(pub u64);
 ///         Event::Sent(_) => "the kernel took our descriptors",
 ///         Event::Received(..) => "a descriptor arrived",
 ///         Event::Closed => "the peer closed in an orderly way",
+///         Event::SendFailed(_) => "the peer reads no more",
 ///         Event::Failed(_) => "the passer failed",
 ///         _ => "something newer",
 ///     }
@@ -69,6 +70,13 @@ pub enum Event {
     /// [`Passer::watch_hangup`](crate::Passer::watch_hangup) it comes without
     /// a request outstanding too.
     Closed,
+    /// Sending failed for good while receiving goes on: the peer reads no
+    /// more (`EPIPE`: it closed, or shut down its reading half; `send(2)`).
+    /// Whatever the peer sent before still arrives, then [`Event::Closed`]
+    /// if it closed. Later pushes return this error and hand their
+    /// descriptors back; those queued and never sent wait for
+    /// [`Passer::take_unsent`](crate::Passer::take_unsent). Reported once.
+    SendFailed(Error),
     /// The passer failed and is unusable. Every descriptor it held has been
     /// let go of, except the queued sends the kernel never took: those stay
     /// open for [`Passer::take_unsent`](crate::Passer::take_unsent) (or are

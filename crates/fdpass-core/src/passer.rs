@@ -94,6 +94,9 @@ pub struct Passer<S: Sys = SystemCalls> {
     events: VecDeque<Event>,
     /// The peer's orderly close was seen.
     peer_closed: bool,
+    /// Sending failed for good (`EPIPE`: the peer reads no more) while
+    /// receiving goes on: what the peer sent before it closed still arrives.
+    send_failure: Option<Error>,
     /// [`Event::Closed`] was queued (it waits until nothing read ahead is
     /// left, so it always means "nothing more will come").
     closed_reported: bool,
@@ -207,6 +210,7 @@ impl<S: Sys> Passer<S> {
             slots,
             events: VecDeque::new(),
             peer_closed: false,
+            send_failure: None,
             closed_reported: false,
             hangup_watch: false,
             unasked_data: false,
@@ -268,7 +272,7 @@ impl<S: Sys> Passer<S> {
         &mut self,
         fd: OwnedFd,
     ) -> Result<SendToken, PushError<OwnedFd>> {
-        if let Err(e) = self.usable() {
+        if let Err(e) = self.send_usable() {
             return Err(PushError::Unusable(e, fd));
         }
         Ok(self.send.push(fd))
@@ -336,7 +340,7 @@ impl<S: Sys> Passer<S> {
         I: IntoIterator<Item = OwnedFd>,
     {
         let fds: Vec<OwnedFd> = fds.into_iter().collect();
-        if let Err(e) = self.usable() {
+        if let Err(e) = self.send_usable() {
             return Err(PushError::Unusable(e, fds));
         }
         if !self.has_room_for(fds.len()) {
@@ -705,14 +709,14 @@ impl<S: Sys> Passer<S> {
     /// drop(b); // the worker is gone
     /// let (r, _w) = rustix::pipe::pipe()?;
     /// a.push_send(r)?;
-    /// a.handle_writable(Instant::now()); // EPIPE
-    /// assert!(matches!(a.poll_event(), Some(Event::Failed(_))));
+    /// a.handle_writable(Instant::now()); // EPIPE: sending ends
+    /// assert!(matches!(a.poll_event(), Some(Event::SendFailed(_))));
     /// let unsent = a.take_unsent();
     /// assert_eq!(unsent.len(), 1); // still open: give it to another worker
     /// # Ok(()) }
     /// ```
     pub fn take_unsent(&mut self) -> Vec<OwnedFd> {
-        if matches!(self.state, State::Failed(_)) {
+        if matches!(self.state, State::Failed(_)) || self.send_failure.is_some() {
             self.send.drain_all().collect()
         } else {
             Vec::new()
@@ -939,6 +943,33 @@ impl<S: Sys> Passer<S> {
             State::Open => Ok(()),
             State::Failed(e) => Err(e.clone()),
             State::Closed | State::Draining { .. } | State::ShutDown => Err(Error::Closed),
+        }
+    }
+
+    /// `Ok` while descriptors can still be sent: [`usable`](Self::usable),
+    /// and sending has not failed on its own ([`Event::SendFailed`]: the
+    /// peer reads no more, while what it sent before may still be arriving).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use fdpass_core::{Config, Event, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, b) = Passer::pair(Config::default())?;
+    /// drop(b);
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send(r)?;
+    /// a.handle_writable(Instant::now());
+    /// assert!(matches!(a.poll_event(), Some(Event::SendFailed(_))));
+    /// assert!(a.send_usable().is_err());
+    /// assert!(a.usable().is_ok()); // receiving goes on until the peer's close is read
+    /// assert_eq!(a.take_unsent().len(), 1); // the descriptor comes back
+    /// # Ok(()) }
+    /// ```
+    pub fn send_usable(&self) -> Result<(), Error> {
+        self.usable()?;
+        match &self.send_failure {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
         }
     }
 
@@ -1229,6 +1260,7 @@ impl<S: Sys> Passer<S> {
 
     fn write_wanted(&self) -> bool {
         matches!(self.state, State::Open | State::Draining { .. })
+            && self.send_failure.is_none()
             && self.send.has_work()
             && !self.send_retry.is_waiting()
     }
@@ -1294,7 +1326,25 @@ impl<S: Sys> Passer<S> {
                     diagnostics::send_backpressure_started(self.socket.as_raw_fd(), e);
                 }
             }
+            // The peer reads no more (it closed, or shut down its reading
+            // half), but what it sent before is still ours to receive: only
+            // sending ends. During a graceful shutdown nothing is received,
+            // so there it is the passer's failure.
+            Err(Errno::PIPE) if matches!(self.state, State::Open) => {
+                self.on_send_failed(Errno::PIPE.into())
+            }
             Err(e) => self.fail(e.into()),
+        }
+    }
+
+    /// Sending failed for good while receiving goes on. The queued sends
+    /// stay for [`take_unsent`](Self::take_unsent).
+    fn on_send_failed(&mut self, error: Error) {
+        if self.send_failure.is_none() {
+            self.send.forget_owed_bytes();
+            self.send_retry.reset();
+            self.send_failure = Some(error.clone());
+            self.events.push_back(Event::SendFailed(error));
         }
     }
 

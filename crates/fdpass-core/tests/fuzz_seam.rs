@@ -461,6 +461,8 @@ struct Model {
     kept: Vec<OwnedFd>,
     /// The failure's text, once `Failed` was seen.
     failed: Option<String>,
+    /// `SendFailed` was seen: no `Sent` may follow.
+    send_failed: bool,
     closed_events: usize,
     /// No event may come any more (after `Failed`, or after a local close
     /// with the events drained first).
@@ -482,6 +484,9 @@ impl Model {
         check(!self.silent, || format!("event after the end: {event:?}"))?;
         match event {
             Event::Sent(token) => {
+                check(!self.send_failed, || {
+                    format!("Sent({}) after SendFailed", token.0)
+                })?;
                 self.sent_events += 1;
                 check(self.last_sent < Some(token.0), || {
                     format!("Sent({}) after Sent({:?})", token.0, self.last_sent)
@@ -523,6 +528,15 @@ impl Model {
                 self.last_received = Some(token.0);
                 self.kept.push(fd);
             }
+            Event::SendFailed(error) => {
+                check(!self.send_failed, || "SendFailed twice".to_owned())?;
+                // Only the peer's refusal to read ends sending alone.
+                check(
+                    matches!(&error, Error::Io(e) if e.raw_os_error() == Some(rustix::io::Errno::PIPE.raw_os_error())),
+                    || format!("sending alone failed with {error:?}"),
+                )?;
+                self.send_failed = true;
+            }
             Event::Closed => {
                 self.closed_events += 1;
                 check(self.closed_events == 1, || "Closed twice".to_owned())?;
@@ -555,6 +569,10 @@ impl Model {
     /// A push was refused: the error must say why.
     fn refused(&self, passer: &Passer<ScriptedSys>, error: &Error) -> TestCaseResult {
         match passer.usable() {
+            Ok(()) if passer.send_usable().is_err() => check(
+                passer.send_usable().err().map(|e| e.to_string()) == Some(error.to_string()),
+                || format!("refused with {error:?} after sending failed"),
+            ),
             Ok(()) => check(matches!(error, Error::PeerClosed), || {
                 format!("a usable passer refused a push with {error:?}")
             }),
@@ -671,7 +689,7 @@ fn check_state(
                 )
             })?;
         }
-        if passer.queued_sends() > 0 {
+        if passer.queued_sends() > 0 && passer.send_usable().is_ok() {
             check(interest.write.is_wanted() || waiting, || {
                 format!(
                     "stuck: {} queued, {interest:?}, no deadline",
@@ -817,6 +835,7 @@ fn drive(
         last_installed: None,
         kept: Vec::new(),
         failed: None,
+        send_failed: false,
         closed_events: 0,
         silent: false,
         received: 0,

@@ -211,6 +211,11 @@ impl Harness {
         !self.seen[side.index()].failed.is_empty()
     }
 
+    /// Pushes are refused after a failure and after sending alone failed.
+    fn sending_ended(&self, side: Side) -> bool {
+        self.failed(side) || !self.seen[side.index()].send_failed.is_empty()
+    }
+
     fn apply(&mut self, op: &Op) {
         let now = self.clock.now();
         match *op {
@@ -238,7 +243,7 @@ impl Harness {
                         }
                         Err(e) => {
                             assert!(
-                                self.failed(side) || self.closed_locally[side.index()],
+                                self.sending_ended(side) || self.closed_locally[side.index()],
                                 "{side:?} refused a push while open: {e:?}"
                             );
                             // Handed back, open: the application closes it.
@@ -272,7 +277,7 @@ impl Harness {
                     }
                     Err(e) => {
                         assert!(
-                            self.failed(side) || self.closed_locally[i],
+                            self.sending_ended(side) || self.closed_locally[i],
                             "{side:?} refused a batch while open: {e:?}"
                         );
                         // Handed back whole, in order: the application
@@ -432,12 +437,37 @@ impl Harness {
             }
             self.checked_sent[i] = seen.sent.len();
 
-            let end = &self.ends[i];
             if !self.fatal {
                 assert!(seen.failed.is_empty(), "{side:?} failed: {:?}", seen.failed);
+                assert!(seen.send_failed.is_empty(), "{side:?}: sending failed");
                 assert_eq!(seen.closed, 0, "{side:?}: end of stream");
             }
             assert!(seen.failed.len() <= 1, "{side:?}: failure reported twice");
+            assert!(
+                seen.send_failed.len() <= 1,
+                "{side:?}: sending's failure reported twice"
+            );
+            if !seen.send_failed.is_empty() && seen.failed.is_empty() && !self.closed_locally[i] {
+                // Sending alone failed: the unsent come back, in push order,
+                // and receiving goes on (checked below like an open passer).
+                let queued = self.ends[i].queued_sends();
+                let unsent = self.ends[i].take_unsent();
+                assert_eq!(unsent.len(), queued, "{side:?}: unsent handed back");
+                let labels: Vec<Label> = unsent
+                    .into_iter()
+                    .map(|fd| self.fake.app_close(side, fd))
+                    .collect();
+                assert!(
+                    labels.windows(2).all(|w| w[0] < w[1]),
+                    "{side:?}: unsent out of order: {labels:?}"
+                );
+                self.handed_back[i].extend(labels.iter().filter_map(Label::seq));
+                assert!(self.ends[i].usable().is_ok(), "{side:?}: still receiving");
+                assert!(self.ends[i].send_usable().is_err());
+                assert_eq!(self.ends[i].interest().write, Want::Idle);
+            }
+            let seen = &self.seen[i];
+            let end = &self.ends[i];
             assert!(seen.closed <= 1, "{side:?}: end of stream reported twice");
             if seen.closed > 0 || !seen.failed.is_empty() {
                 // No request survives the end of the stream or a failure.

@@ -1319,7 +1319,7 @@ enum Played {
     Ran {
         construction_steps: usize,
         sent: Vec<u64>,
-        seen: [Seen; 2],
+        seen: Box<[Seen; 2]>,
         held: [usize; 2],
         tables: [usize; 2],
     },
@@ -1365,7 +1365,7 @@ fn play(fake: &Fake, s: Scenario) -> Played {
     Played::Ran {
         construction_steps,
         sent,
-        seen,
+        seen: Box::new(seen),
         held,
         tables,
     }

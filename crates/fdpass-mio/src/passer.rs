@@ -708,8 +708,8 @@ impl Passer {
     /// let (mut a, b) = Passer::pair()?;
     /// drop(b); // the worker died
     /// let (read_end, _write_end) = rustix::pipe::pipe()?;
-    /// a.push_send(read_end)?; // EPIPE at once
-    /// assert!(matches!(a.poll_event(), Some(Event::Failed(_))));
+    /// a.push_send(read_end)?; // EPIPE at once: sending ends
+    /// assert!(matches!(a.poll_event(), Some(Event::SendFailed(_))));
     /// assert_eq!(a.take_unsent().len(), 1); // still open: re-route it
     /// # Ok(()) }
     /// ```

@@ -192,7 +192,6 @@ async fn a_peer_that_only_shuts_down_its_writing_half_still_receives() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "known failure: EPIPE on a send after the peer's orderly close fails the whole passer; later receives report EPIPE and lose what is still queued"]
 async fn what_the_peer_sent_before_its_orderly_close_is_received_even_after_our_send_fails() {
     let (peer, ours) = Passer::pair().unwrap();
     // The peer sends 1, 2 and 3, each in its own message, and closes.

@@ -66,7 +66,7 @@ impl Mio {
                 Event::Sent(token) => self.sent_through = Some(token),
                 Event::Received(_, fd) => self.received.push_back(fd),
                 // Both are states of the core, which the checks read.
-                Event::Closed | Event::Failed(_) => {}
+                Event::Closed | Event::Failed(_) | Event::SendFailed(_) => {}
                 other => panic!("an event this adapter does not know: {other:?}"),
             }
         }
@@ -113,7 +113,7 @@ impl Mio {
     fn begin_flush(&mut self) -> Result<Pending, Result<(), Error>> {
         match self.last_pushed {
             Some(token) if Some(token) > self.sent_through => Ok(Pending::Sent(token)),
-            _ => Err(self.passer.core().usable()),
+            _ => Err(self.passer.core().send_usable()),
         }
     }
 
@@ -136,7 +136,7 @@ impl Mio {
                 if self.sent_through >= Some(token) {
                     return Some(Ok(Done::Flushed));
                 }
-                self.passer.core().usable().err().map(Err)
+                self.passer.core().send_usable().err().map(Err)
             }
         }
     }

@@ -615,7 +615,7 @@ impl Driver {
         reactor: &mut R,
         waiter: &mut Waiter,
     ) -> Poll<Result<(), Error>> {
-        let room = |driver: &Self| match driver.passer.usable() {
+        let room = |driver: &Self| match driver.passer.send_usable() {
             Err(e) => Some(Err(e)),
             Ok(()) => driver.passer.has_room_for(1).then_some(Ok(())),
         };
@@ -752,7 +752,7 @@ impl Driver {
             // Still queued, and a graceful shutdown sends it.
             return Poll::Pending;
         }
-        self.settle(waiter, self.passer.usable())
+        self.settle(waiter, self.passer.send_usable())
     }
 
     /// Ready once every descriptor pushed so far has been taken by the kernel.
@@ -792,7 +792,7 @@ impl Driver {
     ) -> Poll<Result<(), Error>> {
         match self.last_pushed {
             Some(token) => self.poll_sent(cx, reactor, token, waiter),
-            None => Poll::Ready(self.passer.usable()),
+            None => Poll::Ready(self.passer.send_usable()),
         }
     }
 
@@ -1480,6 +1480,8 @@ impl Driver {
                 }
                 // The passer dropped its outstanding requests.
                 Event::Closed | Event::Failed(_) => self.asked.clear(),
+                // Waiting senders learn it from `send_usable`.
+                Event::SendFailed(_) => {}
             }
         }
         any

@@ -82,6 +82,8 @@ pub struct Seen {
     pub received: Vec<(RecvToken, u64)>,
     pub closed: usize,
     pub failed: Vec<Error>,
+    /// `Event::SendFailed`: sending ended, receiving goes on.
+    pub send_failed: Vec<Error>,
 }
 
 impl Seen {
@@ -102,6 +104,7 @@ pub fn collect(fake: &Fake, side: Side, passer: &mut FakePasser, seen: &mut Seen
             },
             Event::Closed => seen.closed += 1,
             Event::Failed(error) => seen.failed.push(error),
+            Event::SendFailed(error) => seen.send_failed.push(error),
             other => panic!("unexpected event {other:?}"),
         }
     }
