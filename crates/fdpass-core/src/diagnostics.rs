@@ -106,6 +106,17 @@ pub(crate) fn failed(socket: RawFd, error: &Error) {
     }
 }
 
+/// `WARN`: sending failed for good (`EPIPE`: the peer reads no more) while
+/// receiving goes on; as for [`failed`], the application is told with a
+/// typed error ([`Event::SendFailed`](crate::Event::SendFailed)).
+#[inline]
+pub(crate) fn send_failed(socket: RawFd, error: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(socket, error = %error, "sending failed; receiving goes on");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (socket, error);
+}
+
 #[cfg(feature = "tracing")]
 fn protocol_error(socket: RawFd, error: &crate::ProtocolError) {
     tracing::warn!(

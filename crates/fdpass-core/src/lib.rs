@@ -22,7 +22,8 @@
 //! - Outputs: [`Passer::interest`] (per direction: [`Want::Idle`],
 //!   [`Want::Now`] or [`Want::WhenReady`]), [`Passer::poll_timeout`] (the next
 //!   deadline), and [`Passer::poll_event`] ([`Event::Sent`],
-//!   [`Event::Received`], [`Event::Closed`], [`Event::Failed`]).
+//!   [`Event::Received`], [`Event::Closed`], [`Event::SendFailed`],
+//!   [`Event::Failed`]).
 //! - Observing: [`Passer::stats`], a [`Stats`] snapshot of gauges and
 //!   counters for a metrics exporter; with the `tracing` feature, events
 //!   for full-table stalls, send back-pressure, protocol errors, failures

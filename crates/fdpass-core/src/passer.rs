@@ -1341,6 +1341,7 @@ impl<S: Sys> Passer<S> {
     /// stay for [`take_unsent`](Self::take_unsent).
     fn on_send_failed(&mut self, error: Error) {
         if self.send_failure.is_none() {
+            diagnostics::send_failed(self.socket.as_raw_fd(), &error);
             self.send.forget_owed_bytes();
             self.send_retry.reset();
             self.send_failure = Some(error.clone());

@@ -107,6 +107,15 @@ fn assert_failed_with(seen: &Seen, check: impl Fn(&Error) -> bool) {
     );
 }
 
+/// Exactly one failure, of the whole passer or of sending alone
+/// (`Event::SendFailed`, for `EPIPE` on a send), and it passes `check`.
+#[track_caller]
+fn assert_reported_with(seen: &Seen, check: impl Fn(&Error) -> bool) {
+    let reported: Vec<&Error> = seen.failed.iter().chain(&seen.send_failed).collect();
+    assert_eq!(reported.len(), 1, "exactly one failure: {seen:?}");
+    assert!(check(reported[0]), "unexpected failure: {:?}", reported[0]);
+}
+
 /// After a failure or close: nothing held but the sends the kernel never
 /// took, which `take_unsent` hands back in push order and still open (the
 /// application closes them here; their numbers are returned); then nothing
@@ -258,10 +267,10 @@ fn enobufs_is_backpressure_not_failure() {
 }
 
 #[test]
-fn epipe_fails_and_hands_back_every_unsent_descriptor() {
+fn epipe_ends_sending_and_hands_back_every_unsent_descriptor() {
     for reservation in BOTH {
         // Scripted: the second message meets EPIPE.
-        let fake = Fake::new("epipe_fails_and_hands_back_every_unsent_descriptor");
+        let fake = Fake::new("epipe_ends_sending_and_hands_back_every_unsent_descriptor");
         let clock = Clock::new();
         let (mut a, b) = pair(&fake, reservation, 2);
         let seqs = push_sends(&fake, Side::A, &mut a, 5);
@@ -270,7 +279,7 @@ fn epipe_fails_and_hands_back_every_unsent_descriptor() {
         a.handle_writable(clock.now());
         let seen = events(&fake, Side::A, &mut a);
         assert_eq!(seen.sent, vec![SendToken(1)]);
-        assert_failed_with(&seen, |e| errno_of(e) == Some(Errno::PIPE.raw_os_error()));
+        assert_send_failed_with_epipe(&seen, &a);
         assert_eq!(
             sendmsgs(&fake, Side::A).len(),
             2,
@@ -278,27 +287,64 @@ fn epipe_fails_and_hands_back_every_unsent_descriptor() {
         );
         // The two the kernel took were closed by the passer; the three it
         // never took come back, in order: each accounted for exactly once.
-        let unsent = assert_released(&fake, Side::A, &mut a);
+        let unsent = take_unsent_in_order(&fake, Side::A, &mut a);
         assert_eq!(seqs_closed_by(&fake, Side::A), seqs[..2]);
         assert_eq!(unsent, seqs[2..]);
         drop((a, b));
         fake.finish();
 
         // Simulated: the peer is gone, so the kernel says EPIPE.
-        let fake = Fake::new("epipe_fails_and_hands_back_every_unsent_descriptor");
+        let fake = Fake::new("epipe_ends_sending_and_hands_back_every_unsent_descriptor");
         let (mut a, b) = pair(&fake, reservation, 2);
         drop(b);
         let seqs = push_sends(&fake, Side::A, &mut a, 3);
         a.handle_writable(clock.now());
         let seen = events(&fake, Side::A, &mut a);
         assert!(seen.sent.is_empty());
-        assert_failed_with(&seen, |e| errno_of(e) == Some(Errno::PIPE.raw_os_error()));
-        let unsent = assert_released(&fake, Side::A, &mut a);
+        assert_send_failed_with_epipe(&seen, &a);
+        let unsent = take_unsent_in_order(&fake, Side::A, &mut a);
         assert!(seqs_closed_by(&fake, Side::A).is_empty());
         assert_eq!(unsent, seqs);
         drop(a);
         fake.finish();
     }
+}
+
+/// `EPIPE` ended sending alone: receiving goes on, nothing more is sent.
+#[track_caller]
+fn assert_send_failed_with_epipe(seen: &Seen, passer: &FakePasser) {
+    assert!(seen.failed.is_empty(), "the passer failed: {seen:?}");
+    assert_eq!(seen.send_failed.len(), 1, "{seen:?}");
+    assert_eq!(
+        errno_of(&seen.send_failed[0]),
+        Some(Errno::PIPE.raw_os_error())
+    );
+    assert!(passer.usable().is_ok(), "receiving goes on");
+    assert!(passer.send_usable().is_err());
+    assert_eq!(passer.interest().write, Want::Idle);
+}
+
+/// `take_unsent` after sending failed: every unsent descriptor, in push
+/// order and still open (the application closes them here; their numbers
+/// are returned), and no more queued.
+#[track_caller]
+fn take_unsent_in_order(fake: &Fake, side: Side, passer: &mut FakePasser) -> Vec<u64> {
+    let queued = passer.queued_sends();
+    let seqs: Vec<u64> = passer
+        .take_unsent()
+        .into_iter()
+        .map(|fd| match fake.app_close(side, fd) {
+            Label::Seq(seq) => seq,
+            other => panic!("handed back {other:?}, which was never pushed"),
+        })
+        .collect();
+    assert_eq!(seqs.len(), queued, "every unsent descriptor comes back");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {seqs:?}"
+    );
+    assert_eq!(passer.queued_sends(), 0);
+    seqs
 }
 
 #[test]
@@ -1457,7 +1503,9 @@ fn sweep(s: Scenario) {
                     } else {
                         let f = side.index();
                         let other = side.peer().index();
-                        assert_failed_with(&seen[f], |e| errno_of(e) == Some(errno.raw_os_error()));
+                        assert_reported_with(&seen[f], |e| {
+                            errno_of(e) == Some(errno.raw_os_error())
+                        });
                         assert_eq!(held[f], 0, "{what}: failed side holds descriptors");
                         assert_eq!(tables[f], 0, "{what}: failed side's table");
                         assert!(seen[other].failed.is_empty(), "{what}");

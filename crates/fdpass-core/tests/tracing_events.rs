@@ -153,7 +153,7 @@ fn a_protocol_error_logs_one_warning() {
 }
 
 #[test]
-fn a_peer_close_logs_at_debug_and_a_failure_warns() {
+fn a_peer_close_logs_at_debug_and_a_failed_send_warns() {
     let recorder = Recorder::default();
     recorder.capture(|| {
         let (mut a, b) = Passer::pair(Config::default()).unwrap();
@@ -164,7 +164,7 @@ fn a_peer_close_logs_at_debug_and_a_failure_warns() {
         // Sending to the departed peer fails (EPIPE).
         a.push_send(numbered_pipe(0)).unwrap();
         a.handle_writable(Instant::now());
-        assert!(matches!(a.poll_event(), Some(Event::Failed(_))));
+        assert!(matches!(a.poll_event(), Some(Event::SendFailed(_))));
     });
     let events = recorder.take();
     let logged = above_trace(&events);
@@ -173,7 +173,7 @@ fn a_peer_close_logs_at_debug_and_a_failure_warns() {
     assert!(logged[0].message.contains("peer closed"), "{:?}", logged[0]);
     assert_eq!(logged[1].level, Level::WARN);
     assert!(
-        logged[1].message.contains("passer failed"),
+        logged[1].message.contains("sending failed"),
         "{:?}",
         logged[1]
     );

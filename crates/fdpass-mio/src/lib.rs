@@ -13,7 +13,8 @@
 //! [`handle_event`](Passer::handle_event) and the clock with
 //! [`handle_timeout`](Passer::handle_timeout), and drain what happened with
 //! [`poll_event`](Passer::poll_event): [`Event::Sent`], [`Event::Received`]
-//! (with the descriptor), [`Event::Closed`], [`Event::Failed`]. All of it is
+//! (with the descriptor), [`Event::Closed`], [`Event::SendFailed`],
+//! [`Event::Failed`]. All of it is
 //! the sans-IO state machine of [`fdpass_core`]; this crate only connects it
 //! to mio.
 //!

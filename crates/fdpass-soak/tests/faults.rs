@@ -400,7 +400,8 @@ fn outlive(
     let mut killed_at: Option<Instant> = None;
     let mut events = Vec::new();
     loop {
-        while sends && passer.queued_sends() < 16 {
+        // Sending stops once it failed (`SendFailed`); receiving goes on.
+        while sends && passer.send_usable().is_ok() && passer.queued_sends() < 16 {
             passer.push_send(numbered(pushed)).expect("push_send");
             pushed += 1;
         }
@@ -432,7 +433,7 @@ fn outlive(
                     );
                     received += 1;
                 }
-                Event::Sent(_) => {}
+                Event::Sent(_) | Event::SendFailed(_) => {}
                 end @ (Event::Closed | Event::Failed(_)) => {
                     let at = killed_at.unwrap_or_else(|| {
                         panic!("{context}: {end:?} before the victim was killed")
