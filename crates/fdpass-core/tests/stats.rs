@@ -3,6 +3,9 @@
 //! a full descriptor table in a child process with a lowered
 //! `RLIMIT_NOFILE`) and, for send back-pressure, which a process cannot
 //! provoke at will, on the simulated kernel.
+// Linux and Android only: the simulated kernel hands out memfds and
+// identifies them by name in `/proc/self/fd`.
+#![cfg(any(target_os = "linux", target_os = "android"))]
 
 mod common;
 mod support;

@@ -8,7 +8,9 @@
 //! `cargo test --workspace` builds fdpass-core with the feature (the
 //! conformance crate turns it on); `cargo test -p fdpass-core --features
 //! tracing` runs this file alone.
-#![cfg(feature = "tracing")]
+// Linux and Android only as well: the simulated kernel it uses for send
+// back-pressure hands out memfds.
+#![cfg(all(feature = "tracing", any(target_os = "linux", target_os = "android")))]
 
 mod common;
 mod support;
