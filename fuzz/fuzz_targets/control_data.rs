@@ -330,6 +330,10 @@ fn run(case: Case) {
     let mut call = |passer: &mut Passer<FuzzSys>, call: Call<()>| {
         let readable = matches!(call, Call::Readable);
         app.call(passer, call, &mut fds);
+        // Handed back by `take_unsent`: the application closes them.
+        for fd in app.take_handed_back() {
+            world.borrow_mut().take_back(&fd);
+        }
         if readable && std::mem::take(&mut world.borrow_mut().unjudged) {
             let retrying = !passer.is_peer_closed()
                 && passer.poll_timeout().is_some()

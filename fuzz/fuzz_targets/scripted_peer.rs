@@ -223,7 +223,11 @@ fn run(case: Case) {
     let mut app = App::default();
     for step in case.steps {
         match step {
-            Step::Us(call) => app.call(&mut passer, call, &mut maker),
+            Step::Us(call) => {
+                app.call(&mut passer, call, &mut maker);
+                // Handed back by `take_unsent`: the application closes them.
+                drop(app.take_handed_back());
+            }
             Step::PeerSend { bytes, fds } => {
                 let fds: Vec<OwnedFd> = fds.into_iter().filter_map(|k| maker.make(k)).collect();
                 if let Some(peer) = &maker.peer {
@@ -252,6 +256,7 @@ fn run(case: Case) {
         if case.event_loop {
             for call in ready(&passer) {
                 app.call(&mut passer, call, &mut maker);
+                drop(app.take_handed_back());
             }
         }
     }

@@ -73,6 +73,9 @@ pub struct App {
     failed: bool,
     /// `Event::SendFailed` was seen: sending ended, receiving goes on.
     send_failed: bool,
+    /// Unsent descriptors `take_unsent` handed back, for the caller to
+    /// account for and close.
+    handed_back: Vec<OwnedFd>,
     closed: bool,
 }
 
@@ -88,6 +91,7 @@ impl Default for App {
             peer_closed: false,
             failed: false,
             send_failed: false,
+            handed_back: Vec::new(),
             closed: false,
         }
     }
@@ -102,6 +106,12 @@ impl App {
     /// Whether a `Failed` event was seen.
     pub fn failed(&self) -> bool {
         self.failed
+    }
+
+    /// The unsent descriptors `take_unsent` handed back since the last call:
+    /// the application's now, open, to close.
+    pub fn take_handed_back(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.handed_back)
     }
 
     /// Makes one call, then drains and checks the events and the state.
@@ -154,13 +164,16 @@ impl App {
                 let made: Vec<OwnedFd> = kinds.into_iter().filter_map(|k| fds.make(k)).collect();
                 if many {
                     let count = made.len() as u64;
-                    if passer.push_send_many(made).is_ok() {
-                        self.pushed_sends += count;
+                    match passer.push_send_many(made) {
+                        Ok(_) => self.pushed_sends += count,
+                        // Refused: handed back whole, the application's.
+                        Err(refused) => self.handed_back.extend(refused.into_inner()),
                     }
                 } else {
                     for fd in made {
-                        if passer.push_send(fd).is_ok() {
-                            self.pushed_sends += 1;
+                        match passer.push_send(fd) {
+                            Ok(_) => self.pushed_sends += 1,
+                            Err(refused) => self.handed_back.push(refused.into_inner()),
                         }
                     }
                 }
@@ -254,6 +267,7 @@ impl App {
                         self.pushed_sends - sent,
                         "unsent handed back"
                     );
+                    self.handed_back.extend(unsent);
                 }
                 Event::SendFailed(_) => {
                     assert!(!self.send_failed, "SendFailed twice");
@@ -268,6 +282,7 @@ impl App {
                         self.pushed_sends - sent,
                         "unsent handed back after sending failed"
                     );
+                    self.handed_back.extend(unsent);
                     // Handed back: a later failure owes none of them.
                     self.pushed_sends = sent;
                 }
