@@ -689,16 +689,17 @@ impl<S: Sys> Passer<S> {
     }
 
     /// Hands back, in push order and still open, every queued descriptor
-    /// the kernel never took, once the passer can no longer send them: it
-    /// failed (the peer died: `EPIPE`, `ECONNRESET`; a protocol error; a
+    /// the kernel never took, once the passer can no longer send them:
+    /// sending failed ([`Event::SendFailed`]: the peer reads no more,
+    /// `EPIPE`) or the passer failed (`ECONNRESET`; a protocol error; a
     /// [`shutdown`](Self::shutdown) past its deadline). A prefork parent
     /// re-routes them to another worker. Until they are taken (or the
     /// passer is dropped, which lets go of them) the passer keeps them;
     /// the failure does not close them. Descriptors reported by
     /// [`Event::Sent`] reached the kernel and are never among them.
     ///
-    /// Empty while the passer is open or shutting down (what is queued is
-    /// still on its way), after an abortive [`close`](Self::close) (it let go
+    /// Empty while the passer can still send or is shutting down (what is
+    /// queued is still on its way), after an abortive [`close`](Self::close) (it let go
     /// of them) and once taken.
     ///
     /// ```
