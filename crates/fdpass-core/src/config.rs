@@ -14,6 +14,69 @@ use crate::Error;
 /// ```
 pub const SCM_MAX_FD: usize = 253;
 
+/// The most payload bytes a [`Config::max_payload_len`] may be set to: 16 MiB.
+/// Larger payloads belong on a stream of their own, not in one buffered
+/// message.
+pub const MAX_PAYLOAD_LIMIT: usize = 16 << 20;
+
+/// The least payload bytes every native receiver accepts in one message
+/// (`docs/wire.md`): 4096. Until the peer's hello has arrived a sender sends
+/// no message larger than this, and no send with more than one descriptor.
+pub const MIN_PAYLOAD_LIMIT: usize = 4096;
+
+/// Which bytes a passer puts on the socket. `docs/wire.md` specifies both.
+///
+/// ```
+/// use fdpass_core::{Config, Wire};
+///
+/// // Between two fdpass passers: the native wire, the default.
+/// assert_eq!(Config::default().wire, Wire::Native);
+/// // Facing AnyEvent::FDpasser or Python's send_fds/recv_fds: the classic
+/// // wire, one descriptor per message unless raised on purpose.
+/// let config = Config::default().with_wire(Wire::CLASSIC);
+/// assert_eq!(config.wire, Wire::Classic { batch: 1 });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Wire {
+    /// fdpass's own framed, versioned wire: messages of payload bytes and
+    /// descriptors (either may be empty), each end announcing its limits in
+    /// a hello it sends first, without waiting for the other's. A message's
+    /// descriptors always arrive with that message. The default.
+    #[default]
+    Native,
+    /// AnyEvent::FDpasser's wire, which Python's
+    /// `socket.send_fds(sock, [b"\0"], [fd])` also speaks: each descriptor
+    /// travels with one byte; no header, no payload, no handshake. `batch`
+    /// is the most descriptors sent in one `sendmsg`: [`Wire::CLASSIC`] (1)
+    /// is what every classic receiver accepts; raise it only when the
+    /// receiver reads at least that many per message (another fdpass passer
+    /// whose [`Config::max_fds_per_message`] is at least `batch`, or
+    /// `recv_fds` with `maxfds` at least `batch`). AnyEvent::FDpasser reads
+    /// one at a time and fails on more.
+    Classic {
+        /// Descriptors per `sendmsg`, 1 to [`SCM_MAX_FD`] (also capped by
+        /// [`Config::max_fds_per_message`]).
+        batch: usize,
+    },
+}
+
+impl Wire {
+    /// The classic wire with one descriptor per message: byte for byte what
+    /// AnyEvent::FDpasser and Python's `send_fds`/`recv_fds` speak.
+    pub const CLASSIC: Wire = Wire::Classic { batch: 1 };
+
+    /// Whether this is the native wire.
+    ///
+    /// ```
+    /// assert!(fdpass_core::Wire::Native.is_native());
+    /// assert!(!fdpass_core::Wire::CLASSIC.is_native());
+    /// ```
+    pub fn is_native(self) -> bool {
+        matches!(self, Wire::Native)
+    }
+}
+
 /// How a passer makes sure a received descriptor always has a free slot in the
 /// descriptor table, so that a full table delays delivery instead of losing
 /// descriptors. `docs/design.md` compares the two strategies.
@@ -136,26 +199,44 @@ impl Default for RetryPolicy {
 
 /// Settings of a [`Passer`](crate::Passer).
 ///
-/// Both ends of a connection must agree on `max_fds_per_message`: a passer
-/// sends at most that many descriptors in one message and accepts messages of
-/// up to that many. Set it to 1 to speak the exact wire format of
-/// AnyEvent::FDpasser (one zero byte and one descriptor per message).
+/// On the native wire (the default) each end announces its
+/// `max_fds_per_message` and `max_payload_len` to the other, which never
+/// sends more. On the classic wire there is no announcement: the receiver's
+/// `max_fds_per_message` must be at least the sender's batch (see
+/// [`Wire::Classic`]).
 ///
 /// ```
-/// use fdpass_core::{Config, Reservation};
+/// use fdpass_core::{Config, Reservation, Wire};
 ///
 /// let config = Config::default()
-///     .with_max_fds_per_message(1)
+///     .with_max_fds_per_message(16)
+///     .with_max_payload_len(1 << 20)
 ///     .with_reservation(Reservation::Sentinel);
-/// assert_eq!(config.max_fds_per_message, 1);
+/// assert_eq!(config.max_fds_per_message, 16);
+/// assert!(config.validate().is_ok());
+/// // AnyEvent::FDpasser's exact wire.
+/// let classic = Config::default().with_wire(Wire::CLASSIC);
+/// assert!(classic.validate().is_ok());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// The most descriptors sent in one `sendmsg`, and the most accepted from
-    /// one message. 1 to [`SCM_MAX_FD`]; default 128 (`docs/design.md` says why,
-    /// `docs/performance.md` the measurements behind it).
+    /// Which wire this passer speaks; default [`Wire::Native`].
+    pub wire: Wire,
+    /// The most descriptors accepted in one message (on the native wire, in
+    /// one `sendmsg`: announced to the peer), and the most sent in one
+    /// `sendmsg`. 1 to [`SCM_MAX_FD`]; default 128 (`docs/design.md` says
+    /// why, `docs/performance.md` the measurements behind it).
     pub max_fds_per_message: usize,
+    /// The most payload bytes accepted in one message on the native wire
+    /// (announced to the peer, which never sends more); a longer one from
+    /// the peer is [`ProtocolError::PayloadTooLong`](crate::ProtocolError::PayloadTooLong).
+    /// [`MIN_PAYLOAD_LIMIT`] (4096) to [`MAX_PAYLOAD_LIMIT`] (16 MiB);
+    /// default 64 KiB: room for a request, an address, a path or a small
+    /// document, while the most a peer can make the passer hold beyond the
+    /// outstanding requests (one message) stays small. The classic wire has
+    /// no payload.
+    pub max_payload_len: usize,
     /// How room for incoming descriptors is guaranteed; default
     /// [`Reservation::Auto`].
     pub reservation: Reservation,
@@ -174,25 +255,74 @@ pub struct Config {
     /// already bounded by the process's descriptor table (`RLIMIT_NOFILE`),
     /// and a bound no caller asked for would turn pushes that used to
     /// succeed into errors; set one where a slow peer must slow the sender
-    /// down instead of filling the table. A byte limit joins this one when
-    /// messages carry payloads; today every descriptor travels with exactly
-    /// one byte, so this mark bounds bytes too.
+    /// down instead of filling the table.
     pub max_queued_sends: Option<usize>,
+    /// The send queue's high-water mark in payload bytes, checked with
+    /// [`max_queued_sends`](Self::max_queued_sends) and reported the same way
+    /// ([`PushError::Full`](crate::PushError::Full)). `None` (the default):
+    /// unbounded.
+    pub max_queued_bytes: Option<usize>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
+            wire: Wire::Native,
             max_fds_per_message: 128,
+            max_payload_len: 64 << 10,
             reservation: Reservation::default(),
             retry: RetryPolicy::default(),
             set_nonblocking: true,
             max_queued_sends: None,
+            max_queued_bytes: None,
         }
     }
 }
 
 impl Config {
+    /// Sets [`Config::wire`].
+    ///
+    /// ```
+    /// use fdpass_core::{Config, Wire};
+    /// let config = Config::default().with_wire(Wire::Classic { batch: 64 });
+    /// assert_eq!(config.wire, Wire::Classic { batch: 64 });
+    /// ```
+    pub fn with_wire(mut self, wire: Wire) -> Self {
+        self.wire = wire;
+        self
+    }
+
+    /// Sets [`Config::max_payload_len`].
+    ///
+    /// ```
+    /// let config = fdpass_core::Config::default().with_max_payload_len(1 << 20);
+    /// assert_eq!(config.max_payload_len, 1 << 20);
+    /// ```
+    pub fn with_max_payload_len(mut self, bytes: usize) -> Self {
+        self.max_payload_len = bytes;
+        self
+    }
+
+    /// Sets [`Config::max_queued_bytes`] (`None`: unbounded).
+    ///
+    /// ```
+    /// let config = fdpass_core::Config::default().with_max_queued_bytes(Some(1 << 20));
+    /// assert_eq!(config.max_queued_bytes, Some(1 << 20));
+    /// ```
+    pub fn with_max_queued_bytes(mut self, limit: Option<usize>) -> Self {
+        self.max_queued_bytes = limit;
+        self
+    }
+
+    /// Descriptors this passer puts in one `sendmsg` at most (before the
+    /// peer's own limit, on the native wire).
+    pub(crate) fn send_batch(&self) -> usize {
+        match self.wire {
+            Wire::Native => self.max_fds_per_message,
+            Wire::Classic { batch } => batch.min(self.max_fds_per_message),
+        }
+    }
+
     /// Sets [`Config::max_fds_per_message`].
     ///
     /// ```
@@ -265,6 +395,23 @@ impl Config {
         if !(1..=SCM_MAX_FD).contains(&self.max_fds_per_message) {
             return Err(Error::InvalidConfig(
                 "max_fds_per_message must be between 1 and 253 (SCM_MAX_FD)",
+            ));
+        }
+        if let Wire::Classic { batch } = self.wire {
+            if !(1..=SCM_MAX_FD).contains(&batch) {
+                return Err(Error::InvalidConfig(
+                    "Wire::Classic's batch must be between 1 and 253 (SCM_MAX_FD)",
+                ));
+            }
+        }
+        if !(MIN_PAYLOAD_LIMIT..=MAX_PAYLOAD_LIMIT).contains(&self.max_payload_len) {
+            return Err(Error::InvalidConfig(
+                "max_payload_len must be between 4096 (MIN_PAYLOAD_LIMIT) and 16 MiB (MAX_PAYLOAD_LIMIT)",
+            ));
+        }
+        if self.max_queued_bytes == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_queued_bytes must be at least 1 (None for an unbounded queue)",
             ));
         }
         if self.max_queued_sends == Some(0) {

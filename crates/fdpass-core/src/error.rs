@@ -58,6 +58,44 @@ pub enum Error {
     /// The [`Config`](crate::Config) given at construction is not valid; the
     /// text says which setting and what range it takes.
     InvalidConfig(&'static str),
+    /// A descriptor-only receive met a message that is not descriptors only:
+    /// it carries payload bytes, or nothing at all. The receive ends with this
+    /// error and the message stays, whole, for the next message receive
+    /// (`push_recv_message`, `recv_message`): nothing is lost.
+    UnexpectedMessage {
+        /// The message's payload bytes.
+        payload_len: usize,
+        /// Its descriptors.
+        descriptors: usize,
+    },
+    /// A message can never be sent to this peer: it has more descriptors or
+    /// payload bytes than the peer accepts (its hello's limits on the native
+    /// wire; no payload at all on the classic wire). It was not sent.
+    MessageTooLarge {
+        /// The message's descriptors.
+        descriptors: usize,
+        /// Its payload bytes.
+        payload_len: usize,
+        /// The most descriptors per message the peer accepts.
+        max_fds: usize,
+        /// The most payload bytes per message the peer accepts (0 on the
+        /// classic wire).
+        max_payload: usize,
+    },
+    /// A message waiting to be received can never be installed in this
+    /// process's descriptor table: it carries more descriptors than the
+    /// table can ever hold at the current `RLIMIT_NOFILE` (less the slot of
+    /// the passer's own socket), or than the sentinel reservation has slots.
+    /// Waiting would be forever, so receiving fails instead; the message's
+    /// descriptors were never installed (the kernel still holds them and
+    /// drops them with the connection).
+    MessageNeverFits {
+        /// Descriptors the message (or the reservation it needs) takes.
+        descriptors: usize,
+        /// How many the table can hold for it: `RLIMIT_NOFILE` less the
+        /// socket's slot.
+        room: usize,
+    },
     /// No inherited connection could be adopted
     /// ([`adopt_inherited`](crate::child::adopt_inherited), the adapters'
     /// `from_inherited`); [`InheritError::NotHandedOff`] means this process
@@ -118,6 +156,50 @@ pub enum ProtocolError {
     /// A control message other than `SCM_RIGHTS` arrived (for example
     /// `SCM_CREDENTIALS`).
     ForeignControlMessage,
+    /// Native wire: the peer speaks the classic wire (its first message was
+    /// a zero byte or descriptors, not a hello).
+    ClassicPeer,
+    /// Classic wire: the peer speaks the native wire (its first bytes were a
+    /// native hello).
+    NativePeer,
+    /// Native wire: the first frame was not a valid hello (wrong header or
+    /// magic, limits out of range).
+    BadHello,
+    /// Native wire: the two ends' version ranges do not overlap.
+    UnsupportedVersion {
+        /// The versions this passer speaks (lowest, highest).
+        ours: (u8, u8),
+        /// The versions the peer announced (lowest, highest).
+        theirs: (u8, u8),
+    },
+    /// Native wire: a second hello, an unknown frame kind, or a non-zero
+    /// reserved byte.
+    BadFrame,
+    /// Native wire: a frame claimed more descriptors than had arrived before it.
+    MissingDescriptors {
+        /// Descriptors the frame claimed.
+        claimed: usize,
+        /// Descriptors received and unclaimed when its header was read.
+        received: usize,
+    },
+    /// Native wire: descriptors arrived that no frame claims (more than one
+    /// message's worth unclaimed after a read, or any at the end of the stream).
+    DescriptorsWithoutFrame {
+        /// Descriptors unclaimed.
+        count: usize,
+    },
+    /// Native wire: a message's payload was longer than this passer accepts
+    /// ([`Config::max_payload_len`](crate::Config::max_payload_len), which
+    /// it announced).
+    PayloadTooLong {
+        /// This passer's limit, in bytes.
+        limit: usize,
+    },
+    /// Native wire: the stream ended in the middle of a frame.
+    FrameCutShort {
+        /// Bytes of the unfinished frame that had arrived.
+        received: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -151,6 +233,32 @@ impl fmt::Display for Error {
                 write!(f, "invalid passer configuration: {why}; fix the Config")
             }
             Error::Inherit(e) => write!(f, "no inherited connection to adopt: {e}"),
+            Error::UnexpectedMessage { payload_len, descriptors } => write!(
+                f,
+                "the next message carries {payload_len} payload byte(s) and {descriptors} descriptor(s), and a descriptor-only receive takes only messages of descriptors; it waits, whole, for a message receive (recv_message)"
+            ),
+            Error::MessageTooLarge {
+                descriptors,
+                payload_len,
+                max_fds,
+                max_payload: 0,
+            } => write!(
+                f,
+                "a message of {payload_len} payload byte(s) and {descriptors} descriptor(s) cannot go on the classic wire, which carries no payload and at most {max_fds} descriptor(s) per message; it was not sent: use Wire::Native on both ends to send payloads"
+            ),
+            Error::MessageTooLarge {
+                descriptors,
+                payload_len,
+                max_fds,
+                max_payload,
+            } => write!(
+                f,
+                "a message of {descriptors} descriptor(s) and {payload_len} payload byte(s) exceeds what the peer accepts ({max_fds} descriptor(s), {max_payload} byte(s) per message); it was not sent: split it, or raise the peer's max_fds_per_message or max_payload_len"
+            ),
+            Error::MessageNeverFits { descriptors, room } => write!(
+                f,
+                "a message needs {descriptors} free descriptor slot(s) but this process's table can never hold more than {room} for it at the current RLIMIT_NOFILE; raise the limit (ulimit -n, setrlimit) or have the peer send fewer descriptors per message (max_fds_per_message)"
+            ),
         }
     }
 }
@@ -207,6 +315,39 @@ impl fmt::Display for ProtocolError {
             ProtocolError::ForeignControlMessage => f.write_str(
                 "a control message other than SCM_RIGHTS arrived (credentials arrive when SO_PASSCRED is set on this socket); turn SO_PASSCRED off and send only descriptors",
             ),
+            ProtocolError::ClassicPeer => f.write_str(
+                "the peer speaks the classic wire (AnyEvent::FDpasser's, or Python's send_fds: a byte per descriptor, no hello); configure Wire::Classic on this end (Config::with_wire(Wire::CLASSIC)), or make the peer speak the native wire",
+            ),
+            ProtocolError::NativePeer => f.write_str(
+                "the peer speaks fdpass's native wire (its first bytes were a hello); configure Wire::Native on this end, or Wire::Classic on the peer",
+            ),
+            ProtocolError::BadHello => f.write_str(
+                "the peer's first frame was not a valid native hello (docs/wire.md); make sure the peer is an fdpass passer speaking the native wire and that nothing else writes to its socket",
+            ),
+            ProtocolError::UnsupportedVersion { ours, theirs } => write!(
+                f,
+                "the peer speaks native wire versions {}..={} and this passer {}..={}, which do not overlap; upgrade the older end",
+                theirs.0, theirs.1, ours.0, ours.1
+            ),
+            ProtocolError::BadFrame => f.write_str(
+                "a frame had an unknown kind or a non-zero reserved byte, or a second hello came; the peer does not follow docs/wire.md",
+            ),
+            ProtocolError::MissingDescriptors { claimed, received } => write!(
+                f,
+                "a frame claimed {claimed} descriptor(s) but only {received} had arrived before it; the peer does not attach each frame's descriptors to the sendmsg that carries it (docs/wire.md)"
+            ),
+            ProtocolError::DescriptorsWithoutFrame { count } => write!(
+                f,
+                "{count} descriptor(s) arrived that no frame claims; the peer does not follow docs/wire.md"
+            ),
+            ProtocolError::PayloadTooLong { limit } => write!(
+                f,
+                "a message's payload was longer than the {limit} byte(s) this passer accepts and announced; the peer ignored the announcement, or raise max_payload_len here"
+            ),
+            ProtocolError::FrameCutShort { received } => write!(
+                f,
+                "the peer closed the connection in the middle of a frame ({received} byte(s) of it had arrived); it crashed, or does not follow docs/wire.md"
+            ),
         }
     }
 }
@@ -258,6 +399,9 @@ impl From<Error> for io::Error {
             Error::ShutdownTimedOut { .. } => io::Error::new(io::ErrorKind::TimedOut, e),
             Error::InvalidConfig(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
             Error::Inherit(inner) => io::Error::from(inner),
+            Error::UnexpectedMessage { .. } => io::Error::new(io::ErrorKind::InvalidData, e),
+            Error::MessageTooLarge { .. } => io::Error::new(io::ErrorKind::InvalidInput, e),
+            Error::MessageNeverFits { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::os::fd::OwnedFd;
 
+use crate::Message;
+
 use crate::Error;
 
 /// Names one descriptor pushed with [`Passer::push_send`](crate::Passer::push_send).
@@ -55,13 +57,25 @@ pub struct RecvToken(pub u64);
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
-    /// Every descriptor pushed up to and including this token is in the
-    /// kernel's hands and our copy is closed. One event covers a whole
-    /// `sendmsg`, so it may acknowledge several pushes at once.
+    /// Every push (descriptor or message) up to and including this token is
+    /// in the kernel's hands and our copies of its descriptors are closed.
+    /// One event covers a whole `sendmsg`, so it may acknowledge several
+    /// pushes at once.
     Sent(SendToken),
     /// A descriptor arrived for the oldest outstanding receive request. It is
     /// close-on-exec.
     Received(RecvToken, OwnedFd),
+    /// A message arrived for the oldest outstanding receive request, made
+    /// with [`Passer::push_recv_message`](crate::Passer::push_recv_message):
+    /// whole, its descriptors close-on-exec. (Or what remains of it, if
+    /// descriptor requests took some of its descriptors first.)
+    ReceivedMessage(RecvToken, Message),
+    /// The oldest outstanding receive request, a descriptor request, met a
+    /// message that is not descriptors only
+    /// ([`Error::UnexpectedMessage`](crate::Error::UnexpectedMessage)). The
+    /// request is over; the message waits, whole, for a message request. The
+    /// passer stays usable.
+    RecvRefused(RecvToken, Error),
     /// The peer closed the connection in an orderly way (end of stream):
     /// nothing more will arrive. Reported only once every descriptor read
     /// ahead was handed out; outstanding receive requests will not be

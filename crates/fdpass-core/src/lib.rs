@@ -127,6 +127,9 @@ pub mod disposal;
 pub mod driver;
 mod error;
 mod event;
+pub mod frame;
+mod inbound;
+mod message;
 mod passer;
 mod peek_probe;
 mod platform;
@@ -140,9 +143,13 @@ pub mod socket;
 mod stats;
 pub mod sys;
 
-pub use config::{Config, Reservation, RetryPolicy, SCM_MAX_FD};
+pub use config::{
+    Config, Reservation, RetryPolicy, Wire, MAX_PAYLOAD_LIMIT, MIN_PAYLOAD_LIMIT, SCM_MAX_FD,
+};
 pub use error::{Error, ProtocolError};
 pub use event::{Event, Interest, RecvToken, SendToken, Want};
+pub use inbound::PeerLimits;
+pub use message::Message;
 pub use passer::Passer;
 pub use push_error::PushError;
 pub use shared_socket::SharedSocket;

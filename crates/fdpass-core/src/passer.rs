@@ -7,20 +7,20 @@ use std::time::Instant;
 
 use rustix::io::Errno;
 
-use crate::recv_queue::{Delivery, RecvQueue};
+use crate::config::MIN_PAYLOAD_LIMIT;
+use crate::frame::{self, Hello};
+use crate::inbound::{Inbound, PeerLimits};
+use crate::recv_queue::{RecvQueue, Served, Want as RecvWant};
 use crate::reservation::{Room, Slots, REFUSAL_MARGIN};
 use crate::retry::Retry;
-use crate::send_queue::SendQueue;
+use crate::send_queue::{Batch, BatchLimits, SendQueue};
 use crate::shared_socket::SharedSocket;
 use crate::stats::Counters;
 use crate::sys::{Received, RecvMode, Sys, SystemCalls};
 use crate::{
-    diagnostics, Config, Error, Event, Interest, ProtocolError, PushError, RecvToken, Reservation,
-    SendToken, Stats, Want, SCM_MAX_FD,
+    diagnostics, Config, Error, Event, Interest, Message, ProtocolError, PushError, RecvToken,
+    Reservation, SendToken, Stats, Want, Wire, SCM_MAX_FD,
 };
-
-/// The payload of every message: one zero byte per descriptor.
-static ZEROS: [u8; SCM_MAX_FD] = [0; SCM_MAX_FD];
 
 /// Whether the passer can still be used.
 #[derive(Debug)]
@@ -90,6 +90,8 @@ pub struct Passer<S: Sys = SystemCalls> {
     state: State,
     send: SendQueue,
     recv: RecvQueue,
+    /// The native wire's incoming frames; `None` on the classic wire.
+    inbound: Option<Inbound>,
     slots: Slots,
     events: VecDeque<Event>,
     /// The peer's orderly close was seen.
@@ -200,13 +202,30 @@ impl<S: Sys> Passer<S> {
                 Slots::sentinel(&mut sys, config.max_fds_per_message)?
             }
         };
+        let mut send = SendQueue::default();
+        let (inbound, read_buffer) = match config.wire {
+            Wire::Native => {
+                // Our hello goes first, without waiting for the peer's.
+                let hello = Hello::announcing(config.max_fds_per_message, config.max_payload_len);
+                send.owe(&hello.encode());
+                (
+                    Some(Inbound::new(
+                        config.max_fds_per_message,
+                        config.max_payload_len,
+                    )),
+                    frame::HEADER_LEN + config.max_payload_len,
+                )
+            }
+            Wire::Classic { .. } => (None, config.max_fds_per_message),
+        };
         Ok(Passer {
             sys,
             socket: Arc::new(socket),
             config,
             state: State::Open,
-            send: SendQueue::default(),
+            send,
             recv: RecvQueue::default(),
+            inbound,
             slots,
             events: VecDeque::new(),
             peer_closed: false,
@@ -220,7 +239,7 @@ impl<S: Sys> Passer<S> {
             send_retry: Retry::new(config.retry),
             recv_retry: Retry::new(config.retry),
             counters: Counters::default(),
-            bytes: vec![0; config.max_fds_per_message],
+            bytes: vec![0; read_buffer],
             fds: Vec::with_capacity(config.max_fds_per_message),
         })
     }
@@ -293,13 +312,103 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn has_room_for(&self, n: usize) -> bool {
-        match self.config.max_queued_sends {
-            None => true,
-            Some(max) => {
-                let queued = self.send.len();
-                queued == 0 || queued.saturating_add(n) <= max
-            }
+        self.has_room_for_message(n, 0)
+    }
+
+    /// Whether a message of `fds` descriptors and `payload_len` payload
+    /// bytes may be queued under [`Config::max_queued_sends`] and
+    /// [`Config::max_queued_bytes`]. An empty queue takes any message.
+    ///
+    /// ```
+    /// use fdpass_core::{Config, Message, Passer};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, _b) = Passer::pair(Config::default().with_max_queued_bytes(Some(10)))?;
+    /// a.push_send_message(Message::from_payload(vec![0; 8]))?;
+    /// assert!(a.has_room_for_message(0, 2) && !a.has_room_for_message(0, 3));
+    /// # Ok(()) }
+    /// ```
+    pub fn has_room_for_message(&self, fds: usize, payload_len: usize) -> bool {
+        if self.send.len() == 0 && self.send.payload_bytes() == 0 {
+            return true;
         }
+        let fds_fit = self
+            .config
+            .max_queued_sends
+            .is_none_or(|max| self.send.len().saturating_add(fds) <= max);
+        let bytes_fit = self
+            .config
+            .max_queued_bytes
+            .is_none_or(|max| self.send.payload_bytes().saturating_add(payload_len) <= max);
+        fds_fit && bytes_fit
+    }
+
+    /// Queues a message: payload bytes and descriptors that the peer
+    /// receives together, whole, in push order with every other push;
+    /// returns at once. [`Event::Sent`] with this token (or a later one)
+    /// reports that the kernel took it, after which our copies of its
+    /// descriptors are closed.
+    ///
+    /// On the native wire the message goes in one frame, with other queued
+    /// pushes in the same `sendmsg` when they fit the peer's limits. Until
+    /// the peer's hello has arrived only a message a minimal receiver takes
+    /// (at most 1 descriptor and 4096 payload bytes) is sent; a larger one
+    /// waits in the queue for the hello, which the peer sends at once. On
+    /// the classic wire a message is only descriptors (at least one), sent as
+    /// that many one-descriptor messages.
+    ///
+    /// # Errors
+    /// Nothing is queued and the message comes back, its descriptors still
+    /// open: [`PushError::Full`] at the high-water marks
+    /// ([`Config::max_queued_sends`], [`Config::max_queued_bytes`]);
+    /// [`PushError::Unusable`] once sending has ended;
+    /// [`PushError::Refused`] with [`Error::MessageTooLarge`] for a message
+    /// the peer can never take: more descriptors or payload bytes than its
+    /// hello announced (or than the wire allows: 253 descriptors, 16 MiB,
+    /// before the hello), or any payload on the classic wire. A message
+    /// queued before the hello that turns out too large for it ends sending
+    /// with that error ([`Event::SendFailed`]); it and everything queued
+    /// after it come back through
+    /// [`take_unsent_messages`](Self::take_unsent_messages).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use fdpass_core::{Config, Event, Message, Passer};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, mut b) = Passer::pair(Config::default())?;
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send_message(Message::new(b"client 203.0.113.7".to_vec(), vec![r]))?;
+    /// let now = Instant::now();
+    /// b.push_recv_message()?;
+    /// a.handle_writable(now); // hello, then the message
+    /// b.handle_readable(now);
+    /// let Some(Event::ReceivedMessage(_, message)) = b.poll_event() else { panic!() };
+    /// assert_eq!((message.payload.as_slice(), message.fds.len()), (&b"client 203.0.113.7"[..], 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_message(&mut self, message: Message) -> Result<SendToken, PushError<Message>> {
+        if let Err(e) = self.send_usable() {
+            return Err(PushError::Unusable(e, message));
+        }
+        let (fds, payload_len) = (message.fds.len(), message.payload.len());
+        let (max_fds, max_payload) = match (self.config.wire, self.peer_limits()) {
+            (Wire::Classic { .. }, _) => (SCM_MAX_FD, 0),
+            (Wire::Native, Some(peer)) => (peer.max_fds_per_message, peer.max_payload_len),
+            (Wire::Native, None) => (SCM_MAX_FD, crate::config::MAX_PAYLOAD_LIMIT),
+        };
+        let classic_empty = !self.config.wire.is_native() && fds == 0;
+        if fds > max_fds || payload_len > max_payload || classic_empty {
+            let error = Error::MessageTooLarge {
+                descriptors: fds,
+                payload_len,
+                max_fds,
+                max_payload,
+            };
+            return Err(PushError::Refused(error, message));
+        }
+        if !self.has_room_for_message(fds, payload_len) {
+            return Err(PushError::Full(message));
+        }
+        Ok(self.send.push_message(message))
     }
 
     /// Queues every descriptor of `fds`, in order; returns at once with the
@@ -369,18 +478,78 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn push_recv(&mut self) -> Result<RecvToken, Error> {
+        self.push_request(RecvWant::Descriptor)
+    }
+
+    /// Asks for the next message; returns at once.
+    /// [`Event::ReceivedMessage`] with this token brings it, whole: its
+    /// payload and its descriptors (close-on-exec). Requests of both kinds
+    /// are served in the order they were made. On the classic wire every
+    /// descriptor is a message of its own, without payload.
+    ///
+    /// A descriptor request ([`push_recv`](Self::push_recv)) takes the
+    /// descriptors of messages that are descriptors only, one at a time; a
+    /// message with payload bytes (or an empty one) refuses it
+    /// ([`Event::RecvRefused`] with [`Error::UnexpectedMessage`]) and waits,
+    /// whole, for a message request. A message request made after
+    /// descriptor requests took some of a message's descriptors gets the
+    /// rest.
+    ///
+    /// # Errors
+    /// As [`push_recv`](Self::push_recv).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let token = b.push_recv_message()?;
+    /// assert_eq!(b.outstanding_recvs(), 1);
+    /// # let _ = token; Ok(()) }
+    /// ```
+    pub fn push_recv_message(&mut self) -> Result<RecvToken, Error> {
+        self.push_request(RecvWant::Message)
+    }
+
+    fn push_request(&mut self, want: RecvWant) -> Result<RecvToken, Error> {
         self.usable()?;
-        if self.peer_closed && self.recv.read_ahead_len() == 0 {
+        if self.peer_closed && self.recv.read_ahead_messages() == 0 {
             return Err(Error::PeerClosed);
         }
-        let (token, ready) = self.recv.push_request();
-        if let Some(fd) = ready {
-            self.events.push_back(Event::Received(token, fd));
-            self.report_end_when_drained();
-        }
+        let events = &mut self.events;
+        let token = self
+            .recv
+            .push_request(want, &mut |served| events.push_back(served_event(served)));
+        self.report_end_when_drained();
         // A request reads whatever waits, so watching may go on after it.
         self.unasked_data = false;
         Ok(token)
+    }
+
+    /// The next message, if one was already read: a message request made
+    /// and fulfilled at once, without an event. `None`, asking for nothing,
+    /// when none waits or while undrained events could hold earlier ones.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// assert!(b.try_recv_message().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn try_recv_message(&mut self) -> Option<(RecvToken, Message)> {
+        if !self.events.is_empty() {
+            return None;
+        }
+        let taken = self.recv.take_message();
+        if taken.is_some() {
+            self.report_end_when_drained();
+        }
+        taken
+    }
+
+    /// What the peer announced in its hello (native wire), once it arrived:
+    /// the version spoken and the most descriptors and payload bytes it
+    /// accepts per message. `None` before, and on the classic wire.
+    pub fn peer_limits(&self) -> Option<PeerLimits> {
+        self.inbound.as_ref().and_then(Inbound::peer)
     }
 
     /// The next descriptor, if it was already read (one message brings
@@ -415,7 +584,7 @@ impl<S: Sys> Passer<S> {
         if !self.events.is_empty() {
             return None;
         }
-        let taken = self.recv.take_read_ahead();
+        let taken = self.recv.take_descriptor();
         if taken.is_some() {
             self.report_end_when_drained();
         }
@@ -529,6 +698,10 @@ impl<S: Sys> Passer<S> {
                 }
                 Ok(Room::Available) => {}
                 Ok(Room::Full) => self.wait_for_room(now),
+                Ok(Room::NeverFits { room }) => self.fail(Error::MessageNeverFits {
+                    descriptors: self.config.max_fds_per_message,
+                    room,
+                }),
                 Err(e) => self.fail(e.into()),
             }
         }
@@ -717,11 +890,41 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn take_unsent(&mut self) -> Vec<OwnedFd> {
-        if matches!(self.state, State::Failed(_)) || self.send_failure.is_some() {
+        if self.unsent_available() {
             self.send.drain_all().collect()
         } else {
             Vec::new()
         }
+    }
+
+    /// [`take_unsent`](Self::take_unsent), keeping each push whole: every
+    /// message with its payload and descriptors (a descriptor pushed alone
+    /// comes back as a message of one descriptor), in push order. A prefork
+    /// parent re-routes each connection with its client's address.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use fdpass_core::{Config, Event, Message, Passer};
+    /// # fn main() -> Result<(), fdpass_core::Error> {
+    /// let (mut a, b) = Passer::pair(Config::default())?;
+    /// drop(b);
+    /// let (r, _w) = rustix::pipe::pipe()?;
+    /// a.push_send_message(Message::new(b"client 1".to_vec(), vec![r]))?;
+    /// a.handle_writable(Instant::now()); // EPIPE
+    /// let unsent = a.take_unsent_messages();
+    /// assert_eq!((unsent[0].payload.as_slice(), unsent[0].fds.len()), (&b"client 1"[..], 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent_messages(&mut self) -> Vec<Message> {
+        if self.unsent_available() {
+            self.send.drain_messages()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn unsent_available(&self) -> bool {
+        matches!(self.state, State::Failed(_)) || self.send_failure.is_some()
     }
 
     /// Also watch the socket while no receive is outstanding, to learn of
@@ -874,7 +1077,10 @@ impl<S: Sys> Passer<S> {
     /// # Ok(()) }
     /// ```
     pub fn held_descriptors(&self) -> usize {
-        self.send.len() + self.recv.read_ahead_len() + self.slots.held()
+        self.send.len()
+            + self.recv.read_ahead_fds()
+            + self.inbound.as_ref().map_or(0, Inbound::held_fds)
+            + self.slots.held()
     }
 
     /// A snapshot of this passer's gauges and counters, for a metrics
@@ -979,14 +1185,29 @@ impl<S: Sys> Passer<S> {
     fn read_wanted(&self) -> bool {
         matches!(self.state, State::Open)
             && !self.peer_closed
-            && self.recv.outstanding() > 0
+            && (self.recv.outstanding() > 0 || self.hello_awaited())
             && !self.recv_retry.is_waiting()
             && self.slots.is_ready()
     }
 
+    /// Native wire: the peer's hello has not arrived. It is read as soon as
+    /// it can be, with or without requests: it says what may be sent.
+    fn hello_awaited(&self) -> bool {
+        self.inbound.as_ref().is_some_and(|i| i.peer().is_none())
+    }
+
     /// One `recvmsg` attempt (two with the peek strategy).
     fn receive_one(&mut self, now: Instant) {
+        if self.recv.outstanding() == 0 {
+            // Only the hello is wanted: read it alone, with no room for
+            // descriptors, so that nothing nobody asked for is taken.
+            return self.receive_hello();
+        }
         let max = self.config.max_fds_per_message;
+        let read_len = match &self.inbound {
+            Some(inbound) => inbound.read_len(false),
+            None => max,
+        };
         let mode = match self.config.reservation {
             Reservation::Peek => RecvMode::Peek,
             // `Auto` was resolved at construction.
@@ -1014,13 +1235,19 @@ impl<S: Sys> Passer<S> {
             match self.slots.fit_under_limit(&mut self.sys) {
                 Ok(Room::Available) => {}
                 Ok(Room::Full) => return self.wait_for_room(now),
+                Ok(Room::NeverFits { room }) => {
+                    return self.fail(Error::MessageNeverFits {
+                        descriptors: max,
+                        room,
+                    })
+                }
                 Err(e) => return self.fail(e.into()),
             }
         }
         self.slots.release(&mut self.sys);
         let result = self.sys.recvmsg(
             self.socket.as_fd(),
-            &mut self.bytes[..max],
+            &mut self.bytes[..read_len],
             max,
             mode,
             &mut self.fds,
@@ -1030,7 +1257,7 @@ impl<S: Sys> Passer<S> {
             // that found nothing leaves the reservation whole.
             match self.slots.refill(&mut self.sys) {
                 Ok(Room::Available) => {}
-                Ok(Room::Full) => self.wait_for_room(now),
+                Ok(Room::Full | Room::NeverFits { .. }) => self.wait_for_room(now),
                 Err(e) => return self.fail_with_fds(e.into()),
             }
         }
@@ -1050,9 +1277,12 @@ impl<S: Sys> Passer<S> {
             return self.fail_with_fds(ProtocolError::ForeignControlMessage.into());
         }
         if got.truncated_data {
-            return self.fail_with_fds(ProtocolError::MessageTooLong { limit: max }.into());
+            return self.fail_with_fds(ProtocolError::MessageTooLong { limit: read_len }.into());
         }
         if got.bytes == 0 && self.fds.is_empty() && !got.truncated_control {
+            if let Some(Err(e)) = self.inbound.as_ref().map(Inbound::at_end) {
+                return self.fail_with_fds(e.into());
+            }
             return self.on_peer_closed();
         }
         if self.fds.len() > max {
@@ -1064,15 +1294,19 @@ impl<S: Sys> Passer<S> {
         if got.truncated_control {
             return self.on_truncated(got, now);
         }
-        if !self.recv.account(got.bytes, self.fds.len()) {
+        if self.inbound.is_none() && !self.recv.account(got.bytes, self.fds.len()) {
             let descriptors = self.fds.len();
-            return self.fail_with_fds(
+            let native_hello = self.counters.descriptors_received == 0
+                && self.bytes[..got.bytes].starts_with(&[frame::KIND_HELLO, 0, 0, 0, 0, 0, 0, 16]);
+            let error = if native_hello {
+                ProtocolError::NativePeer
+            } else {
                 ProtocolError::BytesWithoutDescriptors {
                     bytes: got.bytes,
                     descriptors,
                 }
-                .into(),
-            );
+            };
+            return self.fail_with_fds(error.into());
         }
         if mode == RecvMode::Peek {
             // Our copies are installed; now consume exactly the peeked bytes
@@ -1090,11 +1324,54 @@ impl<S: Sys> Passer<S> {
                 diagnostics::full_table_ended(self.socket.as_raw_fd(), waited);
             }
         }
-        self.counters.messages_received += u64::from(!self.fds.is_empty());
         self.counters.descriptors_received += self.fds.len() as u64;
-        self.deliver_received();
+        self.deliver_received(got.bytes);
     }
 
+    /// Native wire, nothing asked: reads what is left of the peer's hello
+    /// (24 bytes at most, so a conforming peer's next frames and their
+    /// descriptors stay queued) with no control buffer.
+    fn receive_hello(&mut self) {
+        let Some(inbound) = &self.inbound else {
+            return;
+        };
+        let read_len = inbound.read_len(true);
+        let result = self.sys.recvmsg(
+            self.socket.as_fd(),
+            &mut self.bytes[..read_len],
+            0,
+            RecvMode::Take,
+            &mut self.fds,
+        );
+        let got = match result {
+            Ok(got) => got,
+            Err(Errno::AGAIN) => {
+                self.read_blocked = true;
+                return;
+            }
+            Err(Errno::INTR) => return,
+            Err(e) => return self.fail_with_fds(e.into()),
+        };
+        if got.foreign_control {
+            return self.fail_with_fds(ProtocolError::ForeignControlMessage.into());
+        }
+        if got.bytes == 0 && !got.truncated_control {
+            // Gone before its hello: an orderly close all the same.
+            return self.on_peer_closed();
+        }
+        if got.truncated_control || got.truncated_data || !self.fds.is_empty() {
+            // Descriptors (dropped by the kernel for want of room, or
+            // installed by a seam that does anyway) or a record longer than
+            // a hello: not a native peer's first send.
+            let error = if self.bytes[0] == frame::KIND_HELLO {
+                ProtocolError::BadHello
+            } else {
+                ProtocolError::ClassicPeer
+            };
+            return self.fail_with_fds(error.into());
+        }
+        self.deliver_received(got.bytes);
+    }
     /// `MSG_CTRUNC`: too many descriptors, a full table, or a refusal.
     fn on_truncated(&mut self, got: Received, now: Instant) {
         let max = self.config.max_fds_per_message;
@@ -1120,22 +1397,39 @@ impl<S: Sys> Passer<S> {
             // gone, and the stream is out of step.
             return self.fail(ProtocolError::DescriptorsRefused.into());
         }
-        // Peek: the message is still queued. Is there room for its descriptors
-        // (as many as its bytes promise, less those owed by an earlier read),
-        // with a margin against other threads taking slots before the retry?
-        // At least one more than arrived: after a partial write on the
-        // sender's side a message has more descriptors than bytes, and room
-        // for only those that did arrive is the full table, not a refusal.
-        let expected = got
-            .bytes
-            .saturating_sub(self.recv.owed_bytes())
-            .clamp(arrived + 1, max);
+        // Peek: the message is still queued. How many descriptors does it
+        // bring? The native frame header says, when the stream is at the
+        // start of a `sendmsg`; on the classic wire, as many as its bytes
+        // promise, less those owed by an earlier read. At least one more
+        // than arrived: after a partial write on the sender's side a
+        // message has more descriptors than bytes, and room for only those
+        // that did arrive is the full table, not a refusal.
+        let announced = match &self.inbound {
+            Some(inbound) => inbound
+                .next_send(&self.bytes[..got.bytes])
+                .map(|(fds, _)| fds),
+            None => Some(got.bytes.saturating_sub(self.recv.owed_bytes())),
+        };
+        let expected = announced.unwrap_or(max).clamp(arrived + 1, max);
+        // Known to need more than the table can ever hold at the current
+        // limit: waiting for room would be forever.
+        if let (Some(needed), Some(limit)) = (announced, self.sys.nofile_limit()) {
+            let room = usize::try_from(limit.saturating_sub(1)).unwrap_or(usize::MAX);
+            if needed.max(arrived + 1) > room {
+                return self.fail(Error::MessageNeverFits {
+                    descriptors: needed.max(arrived + 1),
+                    room,
+                });
+            }
+        }
+        // Is there room for its descriptors, with a margin against other
+        // threads taking slots before the retry?
         match self.slots.probe(
             &mut self.sys,
             self.socket.as_fd(),
             expected + REFUSAL_MARGIN,
         ) {
-            Ok(Room::Full) => self.wait_for_room(now),
+            Ok(Room::Full | Room::NeverFits { .. }) => self.wait_for_room(now),
             // Ample room now: the table was full a moment ago, or the kernel
             // refuses these descriptors. The probe slots stay held and are
             // freed right before the retry; a refusal repeats whatever room
@@ -1184,13 +1478,36 @@ impl<S: Sys> Passer<S> {
         }
     }
 
-    /// Hands what `recvmsg` installed to the requests, in order.
-    fn deliver_received(&mut self) {
-        for fd in self.fds.drain(..) {
-            if let Delivery::Request(token, fd) = self.recv.deliver(fd) {
-                self.events.push_back(Event::Received(token, fd));
+    /// Hands what one read brought (its first `bytes` bytes in the read
+    /// buffer, its descriptors in `fds`) to the requests, in order: on the
+    /// native wire through the frame decoder, whole messages only; on the
+    /// classic wire each descriptor is a message of its own.
+    fn deliver_received(&mut self, bytes: usize) {
+        let events = &mut self.events;
+        let mut served = |served| events.push_back(served_event(served));
+        let before = self.recv.arrivals();
+        match &mut self.inbound {
+            Some(inbound) => {
+                let fed = inbound.feed(
+                    &self.bytes[..bytes],
+                    &mut self.fds,
+                    &mut self.recv,
+                    &mut served,
+                );
+                if let Err(e) = fed {
+                    let unclaimed: Vec<OwnedFd> = inbound.take_unclaimed().collect();
+                    self.fds.extend(unclaimed);
+                    self.counters.messages_received += self.recv.arrivals() - before;
+                    return self.fail_with_fds(e.into());
+                }
+            }
+            None => {
+                for fd in self.fds.drain(..) {
+                    self.recv.arrive(Vec::new(), Some(fd), &mut served);
+                }
             }
         }
+        self.counters.messages_received += self.recv.arrivals() - before;
     }
 
     fn on_peer_closed(&mut self) {
@@ -1207,7 +1524,7 @@ impl<S: Sys> Passer<S> {
     /// read ahead is left to hand out: before that, the stream has not ended
     /// for the application.
     fn report_end_when_drained(&mut self) {
-        if self.peer_closed && !self.closed_reported && self.recv.read_ahead_len() == 0 {
+        if self.peer_closed && !self.closed_reported && self.recv.read_ahead_messages() == 0 {
             self.closed_reported = true;
             self.events.push_back(Event::Closed);
         }
@@ -1262,8 +1579,17 @@ impl<S: Sys> Passer<S> {
     fn write_wanted(&self) -> bool {
         matches!(self.state, State::Open | State::Draining { .. })
             && self.send_failure.is_none()
-            && self.send.has_work()
+            && (self.send.owes() || self.front_sendable())
             && !self.send_retry.is_waiting()
+    }
+
+    /// Whether the next push can be attempted now: on the native wire,
+    /// before the peer's hello, only what a minimal receiver takes.
+    fn front_sendable(&self) -> bool {
+        let Some((fds, payload_len)) = self.send.front_size() else {
+            return false;
+        };
+        !self.hello_awaited() || (fds <= 1 && payload_len <= MIN_PAYLOAD_LIMIT)
     }
 
     // ---- graceful shutdown ----
@@ -1287,42 +1613,107 @@ impl<S: Sys> Passer<S> {
 
     /// One `sendmsg` attempt: owed bytes first, else the next batch.
     fn send_one(&mut self, now: Instant) {
-        let owed = self.send.owed_bytes();
-        let (batch_len, result) = if owed > 0 {
-            (
-                0,
-                self.sys
-                    .sendmsg(self.socket.as_fd(), &ZEROS[..owed.min(SCM_MAX_FD)], &[]),
-            )
-        } else {
-            let batch = self.send.next_batch(self.config.max_fds_per_message);
-            (
-                batch.len(),
-                self.sys
-                    .sendmsg(self.socket.as_fd(), &ZEROS[..batch.len()], batch),
-            )
+        if self.send.owes() {
+            match self.sys.sendmsg(self.socket.as_fd(), self.send.owed(), &[]) {
+                Ok(0) => self.write_blocked = true,
+                Ok(written) => self.send.pay_owed(written),
+                Err(e) => self.on_send_error(e, now),
+            }
+            return;
+        }
+        let (pushes, fds) = match self.config.wire {
+            Wire::Classic { .. } => (0, self.send.next_classic_batch(self.config.send_batch())),
+            Wire::Native => match self.send.next_native_batch(self.native_send_limits()) {
+                Batch::Ready { pushes, fds } => (pushes, fds),
+                Batch::Empty => return,
+                Batch::TooLarge => return self.on_front_too_large(),
+            },
         };
+        let (bytes, descriptors) = self.send.batch(fds);
+        let result = self.sys.sendmsg(self.socket.as_fd(), bytes, descriptors);
+        if !matches!(result, Ok(1..)) {
+            self.send.abandon_batch();
+        }
         match result {
             Ok(0) => self.write_blocked = true,
-            Ok(written) if batch_len == 0 => self.send.pay_owed(written),
             Ok(written) => {
                 // The kernel attaches the descriptors to the first bytes it
-                // takes, so any non-zero write means all of them went.
-                let (sent, token) = self.send.mark_sent(batch_len, written.min(batch_len));
+                // takes, so any non-zero write means all of them went; the
+                // bytes it did not take are owed before anything else.
+                let (sent, token, messages) = match self.config.wire {
+                    Wire::Native => {
+                        let (sent, token) = self.send.mark_sent_pushes(pushes, fds, written);
+                        (sent, Some(token), pushes)
+                    }
+                    Wire::Classic { .. } => {
+                        let (sent, token) = self.send.mark_sent_classic(fds, written);
+                        (sent, token, 1)
+                    }
+                };
                 for fd in sent {
                     self.sys.close(fd);
                 }
-                self.counters.messages_sent += 1;
-                self.counters.descriptors_sent += batch_len as u64;
+                self.counters.messages_sent += messages as u64;
+                self.counters.descriptors_sent += fds as u64;
                 if let Some(waited) = self.send_retry.succeeded(now) {
                     diagnostics::send_backpressure_ended(self.socket.as_raw_fd(), waited);
                 }
-                self.events.push_back(Event::Sent(token));
+                if let Some(token) = token {
+                    self.events.push_back(Event::Sent(token));
+                }
             }
-            Err(Errno::AGAIN) => self.write_blocked = true,
-            Err(Errno::INTR) => {}
+            Err(e) => self.on_send_error(e, now),
+        }
+    }
+
+    /// Native wire: what one `sendmsg` may carry. Before the peer's hello,
+    /// what every native receiver takes (one descriptor, 4096 payload
+    /// bytes); after it, the peer's limits, with batches of descriptors no
+    /// larger than ours either (a single message the peer takes still goes,
+    /// alone).
+    fn native_send_limits(&self) -> BatchLimits {
+        match self.peer_limits() {
+            None => BatchLimits {
+                fds: 1,
+                payload: MIN_PAYLOAD_LIMIT,
+            },
+            Some(peer) => {
+                let front = self.send.front_size().map_or(0, |(fds, _)| fds);
+                let batch = peer
+                    .max_fds_per_message
+                    .min(self.config.max_fds_per_message);
+                BatchLimits {
+                    fds: batch.max(front.min(peer.max_fds_per_message)),
+                    payload: peer.max_payload_len,
+                }
+            }
+        }
+    }
+
+    /// Native wire: the next push does not fit one `sendmsg`. Before the
+    /// peer's hello it waits for it ([`write_wanted`](Self::write_wanted)
+    /// says so); after, it never will: sending ends with the reason, and the
+    /// unsent pushes wait for `take_unsent_messages`.
+    fn on_front_too_large(&mut self) {
+        let (Some(peer), Some((descriptors, payload_len))) =
+            (self.peer_limits(), self.send.front_size())
+        else {
+            return;
+        };
+        self.on_send_failed(Error::MessageTooLarge {
+            descriptors,
+            payload_len,
+            max_fds: peer.max_fds_per_message,
+            max_payload: peer.max_payload_len,
+        });
+    }
+
+    fn on_send_error(&mut self, error: Errno, now: Instant) {
+        match error {
+            Errno::AGAIN => self.write_blocked = true,
+            Errno::INTR => {}
             // Back-pressure: the per-user in-flight limit or kernel memory.
-            Err(e @ (Errno::TOOMANYREFS | Errno::NOBUFS | Errno::NOMEM)) => {
+            e @ (Errno::TOOMANYREFS | Errno::NOBUFS | Errno::NOMEM) => {
                 if self.send_retry.back_off(now) {
                     diagnostics::send_backpressure_started(self.socket.as_raw_fd(), e);
                 }
@@ -1331,10 +1722,10 @@ impl<S: Sys> Passer<S> {
             // half), but what it sent before is still ours to receive: only
             // sending ends. During a graceful shutdown nothing is received,
             // so there it is the passer's failure.
-            Err(Errno::PIPE) if matches!(self.state, State::Open) => {
+            Errno::PIPE if matches!(self.state, State::Open) => {
                 self.on_send_failed(Errno::PIPE.into())
             }
-            Err(e) => self.fail(e.into()),
+            e => self.fail(e.into()),
         }
     }
 
@@ -1404,6 +1795,11 @@ impl<S: Sys> Passer<S> {
         for fd in self.recv.drain_all() {
             self.sys.dispose(fd);
         }
+        if let Some(inbound) = &mut self.inbound {
+            for fd in inbound.take_unclaimed() {
+                self.sys.dispose(fd);
+            }
+        }
         self.let_go_of_installed();
         self.slots.close_all(&mut self.sys);
         // Undelivered events may hold received descriptors; they are dropped
@@ -1413,12 +1809,25 @@ impl<S: Sys> Passer<S> {
     }
 }
 
+/// The event that reports how a request was served.
+fn served_event(served: Served) -> Event {
+    match served {
+        Served::Descriptor(token, fd) => Event::Received(token, fd),
+        Served::Message(token, message) => Event::ReceivedMessage(token, message),
+        Served::Refused(token, error) => Event::RecvRefused(token, error),
+    }
+}
+
 impl<S: Sys> Drop for Passer<S> {
     fn drop(&mut self) {
         self.release_all();
         for event in self.events.drain(..) {
-            if let Event::Received(_, fd) = event {
-                self.sys.dispose(fd);
+            match event {
+                Event::Received(_, fd) => self.sys.dispose(fd),
+                Event::ReceivedMessage(_, message) => {
+                    message.fds.into_iter().for_each(|fd| self.sys.dispose(fd))
+                }
+                _ => {}
             }
         }
         // The socket itself is released when its last owner drops it (see

@@ -43,6 +43,11 @@ pub enum PushError<T> {
     /// shut it down): nothing was queued. The error says why, as
     /// [`Passer::usable`](crate::Passer::usable) does.
     Unusable(Error, T),
+    /// The message can never be sent on this passer: it is larger than the
+    /// peer accepts ([`Error::MessageTooLarge`]: the peer's announced limits
+    /// on the native wire; any payload on the classic wire). Nothing was
+    /// queued; pushing it again will fail the same way.
+    Refused(Error, T),
 }
 
 impl<T> PushError<T> {
@@ -56,7 +61,7 @@ impl<T> PushError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            PushError::Full(t) | PushError::Unusable(_, t) => t,
+            PushError::Full(t) | PushError::Unusable(_, t) | PushError::Refused(_, t) => t,
         }
     }
 
@@ -81,7 +86,7 @@ impl<T> PushError<T> {
     pub fn error(&self) -> Error {
         match self {
             PushError::Full(_) => Error::SendQueueFull,
-            PushError::Unusable(e, _) => e.clone(),
+            PushError::Unusable(e, _) | PushError::Refused(e, _) => e.clone(),
         }
     }
 
@@ -97,6 +102,7 @@ impl<T> PushError<T> {
         match self {
             PushError::Full(t) => PushError::Full(f(t)),
             PushError::Unusable(e, t) => PushError::Unusable(e, f(t)),
+            PushError::Refused(e, t) => PushError::Refused(e, f(t)),
         }
     }
 }
@@ -135,5 +141,16 @@ where
 {
     fn from(e: PushError<T>) -> Self {
         Error::from(e).into()
+    }
+}
+
+impl From<PushError<crate::Message>> for Error {
+    fn from(e: PushError<crate::Message>) -> Self {
+        let error = e.error();
+        e.into_inner()
+            .fds
+            .into_iter()
+            .for_each(crate::disposal::dispose);
+        error
     }
 }

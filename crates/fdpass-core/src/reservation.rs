@@ -43,6 +43,9 @@ pub(crate) enum Room {
     Available,
     /// The table is full (`EMFILE`/`ENFILE`): try again after a backoff.
     Full,
+    /// The reservation can never fit under the current `RLIMIT_NOFILE`: it
+    /// needs more slots than the `room` the limit leaves.
+    NeverFits { room: usize },
 }
 
 impl Slots {
@@ -59,7 +62,7 @@ impl Slots {
         // Whatever the outcome, what was taken goes back through `sys`.
         match slots.refill(sys) {
             Ok(Room::Available) => Ok(slots),
-            Ok(Room::Full) => {
+            Ok(Room::Full | Room::NeverFits { .. }) => {
                 slots.close_all(sys);
                 Err(Errno::MFILE)
             }
@@ -118,12 +121,17 @@ impl Slots {
     /// room) and takes them again below it. `Full`: the table under the
     /// limit has no room; the reservation is short until a retry refills it.
     pub(crate) fn fit_under_limit<S: Sys>(&mut self, sys: &mut S) -> Result<Room, Errno> {
-        let Slots::Sentinel { slots, .. } = self else {
+        let Slots::Sentinel { slots, size, .. } = self else {
             return Ok(Room::Available);
         };
         let Some(limit) = sys.nofile_limit() else {
             return Ok(Room::Available);
         };
+        // The passer's socket takes one slot below any limit it can run under.
+        let room = usize::try_from(limit.saturating_sub(1)).unwrap_or(usize::MAX);
+        if *size > room {
+            return Ok(Room::NeverFits { room });
+        }
         let usable = |fd: &OwnedFd| (fd.as_raw_fd() as u64) < limit;
         if slots.iter().all(usable) {
             return Ok(Room::Available);
@@ -148,7 +156,7 @@ impl Slots {
             return Ok(Room::Available);
         };
         let room = take_slots(sys, socket, probes, n)?;
-        if let Room::Full = room {
+        if !matches!(room, Room::Available) {
             for fd in probes.drain(..) {
                 sys.close(fd);
             }

@@ -1482,6 +1482,17 @@ impl Driver {
                 Event::Closed | Event::Failed(_) => self.asked.clear(),
                 // Waiting senders learn it from `send_usable`.
                 Event::SendFailed(_) => {}
+                Event::ReceivedMessage(token, message) => {
+                    if let Some(at) = self.asked.iter().position(|t| *t == token) {
+                        self.asked.remove(at);
+                    }
+                    message.fds.into_iter().for_each(crate::disposal::dispose);
+                }
+                Event::RecvRefused(token, _) => {
+                    if let Some(at) = self.asked.iter().position(|t| *t == token) {
+                        self.asked.remove(at);
+                    }
+                }
             }
         }
         any
