@@ -565,11 +565,13 @@ impl<S: Sys> Passer<S> {
     /// use fdpass_core::{Config, Event, Passer};
     /// # fn main() -> Result<(), fdpass_core::Error> {
     /// let (mut a, mut b) = Passer::pair(Config::default())?;
+    /// b.handle_writable(std::time::Instant::now()); // b's hello: a may batch
+    /// a.handle_readable(std::time::Instant::now());
     /// for _ in 0..2 {
     ///     let (r, _w) = rustix::pipe::pipe()?;
     ///     a.push_send(r)?;
     /// }
-    /// a.handle_writable(std::time::Instant::now()); // one message of two
+    /// a.handle_writable(std::time::Instant::now()); // one sendmsg of two
     /// assert!(b.try_recv().is_none()); // nothing read yet
     /// b.push_recv()?;
     /// b.handle_readable(std::time::Instant::now());
@@ -601,7 +603,7 @@ impl<S: Sys> Passer<S> {
     /// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
     /// let token = b.push_recv()?;
     /// assert!(b.cancel_recv(token));
-    /// assert!(!b.interest().read.is_wanted());
+    /// assert_eq!(b.outstanding_recvs(), 0);
     /// # Ok(()) }
     /// ```
     pub fn cancel_recv(&mut self, token: RecvToken) -> bool {
@@ -818,6 +820,11 @@ impl<S: Sys> Passer<S> {
         }
         self.slots.close_all(&mut self.sys);
         self.recv_retry.reset();
+        // Our hello, not yet started and with nothing behind it, would tell
+        // a peer that gets nothing more what it may send: not worth a wait.
+        if self.send.front_size().is_none() && self.counters.messages_sent == 0 {
+            self.send.forget_unstarted();
+        }
         self.state = State::Draining { deadline };
         self.finish_draining();
     }
@@ -989,7 +996,13 @@ impl<S: Sys> Passer<S> {
     /// ```
     /// use fdpass_core::{Interest, Want};
     /// # fn main() -> Result<(), fdpass_core::Error> {
-    /// let (a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let (mut a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// // Each end's hello: its own to write, the peer's to read.
+    /// assert_eq!(a.interest(), Interest { read: Want::Now, write: Want::Now });
+    /// let now = std::time::Instant::now();
+    /// a.handle_writable(now);
+    /// b.handle_writable(now);
+    /// a.handle_readable(now);
     /// assert_eq!(a.interest(), Interest { read: Want::Idle, write: Want::Idle });
     /// # Ok(()) }
     /// ```
@@ -1737,7 +1750,13 @@ impl<S: Sys> Passer<S> {
             self.send.forget_owed_bytes();
             self.send_retry.reset();
             self.send_failure = Some(error.clone());
-            self.events.push_back(Event::SendFailed(error));
+            // Only our own hello was on its way (the peer went away before
+            // it) and the application never pushed anything: there is
+            // nothing of its to report now; a later push returns the error.
+            let hello_only = self.send.front_size().is_none() && self.counters.messages_sent == 0;
+            if !hello_only {
+                self.events.push_back(Event::SendFailed(error));
+            }
         }
     }
 
