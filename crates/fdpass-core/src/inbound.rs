@@ -203,8 +203,8 @@ impl Inbound {
     /// What the next frame's header says, if the stream is at a `sendmsg`
     /// boundary and `peeked` (the bytes from the next unread one on) holds
     /// its header, after the peer's hello if that is still to come: the
-    /// descriptors the next read brings (`batch_fds`) and the frame's whole
-    /// length.
+    /// descriptors the next read brings (`batch_fds`) and the bytes up to the
+    /// end of that frame (the hello's included).
     pub(crate) fn next_send(&self, peeked: &[u8]) -> Option<(usize, usize)> {
         if !self.pending.is_empty() || !self.unclaimed.is_empty() {
             return None;
@@ -223,7 +223,7 @@ impl Inbound {
         }
         Some((
             usize::from(header.batch_fds),
-            HEADER_LEN.saturating_add(header.length as usize),
+            (at + HEADER_LEN).saturating_add(header.length as usize),
         ))
     }
 }
