@@ -208,8 +208,21 @@ impl<S: Sys> Passer<S> {
         let mut send = SendQueue::default();
         let (inbound, read_buffer) = match config.wire {
             Wire::Native => {
-                // Our hello goes first, without waiting for the peer's.
-                let hello = Hello::announcing(config.max_fds_per_message, config.max_payload_len);
+                // Our hello goes first, without waiting for the peer's. With
+                // the peek reservation nothing is held for arrivals, so the
+                // batch announced is at most half the room RLIMIT_NOFILE
+                // leaves: a peer batching up to a limit the table could
+                // never hold at once would stall for good. (The sentinel
+                // frees its own slots, as many as the limit.)
+                let mut announced = config.max_fds_per_message;
+                if config.reservation == Reservation::Peek {
+                    if let Some(limit) = sys.nofile_limit() {
+                        let half =
+                            usize::try_from(limit.saturating_sub(1) / 2).unwrap_or(usize::MAX);
+                        announced = announced.min(half.max(1));
+                    }
+                }
+                let hello = Hello::announcing(announced, config.max_payload_len);
                 send.owe(&hello.encode());
                 (
                     Some(Inbound::new(
