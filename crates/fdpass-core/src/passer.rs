@@ -439,11 +439,13 @@ impl<S: Sys> Passer<S> {
     /// last one's token (`None` if `fds` was empty). [`Event::Sent`] with that
     /// token or a later one reports that the kernel took them all.
     ///
-    /// The same as calling [`push_send`](Self::push_send) for each, but a
-    /// driver that writes only after the whole batch is queued fills every
-    /// message up to [`max_fds_per_message`](crate::Config::max_fds_per_message),
-    /// which a sender with a deep queue wants: the receiver's cost is mostly
-    /// per message.
+    /// The same as calling [`push_send`](Self::push_send) for each (each
+    /// descriptor is a message of its own), but a driver that writes only
+    /// after the whole batch is queued fills every `sendmsg` up to the
+    /// batch limit (the peer's announced limit on the native wire, the
+    /// classic wire's `batch`), which a sender with a deep queue wants: the
+    /// receiver's cost is mostly per `sendmsg`. To have the descriptors
+    /// arrive together as one message, push a [`Message`] instead.
     ///
     /// # Errors
     /// As [`push_send`](Self::push_send), for the whole batch: none is
