@@ -19,7 +19,7 @@ fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
     rustix::net::socketpair(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
+        SocketFlags::empty(),
         None,
     )
     .unwrap()
