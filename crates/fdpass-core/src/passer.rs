@@ -1382,6 +1382,29 @@ impl<S: Sys> Passer<S> {
         if got.truncated_control {
             return self.on_truncated(got, now);
         }
+        if mode == RecvMode::Peek {
+            // Our copies are installed; now consume exactly the peeked bytes
+            // without a control buffer, so the kernel drops its references.
+            match self.discard(got.bytes) {
+                Ok(true) => {}
+                // The bytes consumed carried no descriptor, so those the
+                // peek brought belong to a buffer further on: a peek whose
+                // bytes end exactly where a buffer without descriptors ends
+                // moves on to the next buffer with no byte left to copy and
+                // still takes copies of its descriptors (the `MSG_PEEK`
+                // branch of `unix_stream_read_generic` in
+                // net/unix/af_unix.c jumps back without checking the size
+                // left; the consuming read stops). They are still queued
+                // there and will be peeked again with their bytes: these
+                // copies are not the last references, closed at once.
+                Ok(false) => {
+                    for fd in self.fds.drain(..) {
+                        self.sys.close(fd);
+                    }
+                }
+                Err(e) => return self.fail_with_fds(e),
+            }
+        }
         if self.inbound.is_none() && !self.recv.account(got.bytes, self.fds.len()) {
             let descriptors = self.fds.len();
             let native_hello = self.counters.descriptors_received == 0
@@ -1395,13 +1418,6 @@ impl<S: Sys> Passer<S> {
                 }
             };
             return self.fail_with_fds(error.into());
-        }
-        if mode == RecvMode::Peek {
-            // Our copies are installed; now consume exactly the peeked bytes
-            // without a control buffer, so the kernel drops its references.
-            if let Err(e) = self.discard(got.bytes) {
-                return self.fail_with_fds(e);
-            }
         }
         self.slots.note_success();
         // A success ends the backoff, unless the refill above just started
@@ -1540,7 +1556,9 @@ impl<S: Sys> Passer<S> {
     }
 
     /// Consumes `n` peeked bytes with no control buffer.
-    fn discard(&mut self, n: usize) -> Result<(), Error> {
+    /// Returns whether they carried descriptors (the kernel dropped its
+    /// references for want of a control buffer: `MSG_CTRUNC`).
+    fn discard(&mut self, n: usize) -> Result<bool, Error> {
         let mut scratch = Vec::new();
         loop {
             match self.sys.recvmsg(
@@ -1550,7 +1568,7 @@ impl<S: Sys> Passer<S> {
                 RecvMode::Discard,
                 &mut scratch,
             ) {
-                Ok(got) if got.bytes == n && scratch.is_empty() => return Ok(()),
+                Ok(got) if got.bytes == n && scratch.is_empty() => return Ok(got.truncated_control),
                 Ok(got) => {
                     for fd in scratch.drain(..) {
                         self.sys.dispose(fd);

@@ -356,3 +356,42 @@ fn a_peer_hello_of_versions_we_do_not_speak_is_a_typed_error_naming_both() {
         )))
     ));
 }
+
+#[test]
+fn a_peek_that_ends_where_a_buffer_ends_never_takes_the_next_buffer_descriptors() {
+    // With a 4096-byte payload limit a read takes at most 4104 bytes: a
+    // frame of exactly that size, sent alone without descriptors, ends the
+    // peek exactly where its buffer ends. Linux's peek then moves on to the
+    // next buffer with no byte left to copy and still copies that buffer's
+    // descriptors; they must not be taken for descriptors that arrived.
+    let config = Config::default()
+        .with_reservation(Reservation::Peek)
+        .with_max_payload_len(4096);
+    let (mut a, mut b) = Passer::pair(config).unwrap();
+    exchange_hellos(&mut a, &mut b);
+    for round in 0..3u64 {
+        a.push_send_message(Message::from_payload(vec![round as u8; 4096]))
+            .unwrap();
+        a.push_send_message(Message::from_fds(vec![numbered_pipe(round)]))
+            .unwrap();
+    }
+    let got = receive_messages(&mut a, &mut b, 6);
+    let mut numbers_seen = Vec::new();
+    for (i, message) in got.into_iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!((message.payload.len(), message.fds.len()), (4096, 0));
+        } else {
+            numbers_seen.extend(numbers(message.fds));
+        }
+    }
+    assert_eq!(numbers_seen, [0, 1, 2]);
+    assert_eq!(b.held_descriptors(), 0, "no stale copy left unclaimed");
+    drop(a);
+    b.push_recv_message().unwrap();
+    let mut end = None;
+    drive(&mut [&mut b], |_, events| {
+        end = events.into_iter().map(|(_, e)| e).next();
+        end.is_some()
+    });
+    assert!(matches!(end, Some(Event::Closed)), "{end:?}");
+}
