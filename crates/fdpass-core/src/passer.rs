@@ -1407,8 +1407,13 @@ impl<S: Sys> Passer<S> {
         }
         if self.inbound.is_none() && !self.recv.account(got.bytes, self.fds.len()) {
             let descriptors = self.fds.len();
+            // The start of a native hello, as much of it as this read holds
+            // (a receiver of one descriptor per message reads one byte).
+            let hello = [frame::KIND_HELLO, 0, 0, 0, 0, 0, 0, 16];
+            let seen = got.bytes.min(hello.len());
             let native_hello = self.counters.descriptors_received == 0
-                && self.bytes[..got.bytes].starts_with(&[frame::KIND_HELLO, 0, 0, 0, 0, 0, 0, 16]);
+                && seen > 0
+                && self.bytes[..seen] == hello[..seen];
             let error = if native_hello {
                 ProtocolError::NativePeer
             } else {
@@ -1459,8 +1464,17 @@ impl<S: Sys> Passer<S> {
         if got.foreign_control {
             return self.fail_with_fds(ProtocolError::ForeignControlMessage.into());
         }
-        if got.bytes == 0 && !got.truncated_control {
-            // Gone before its hello: an orderly close all the same.
+        // Truncation first, as for every read: 0 bytes with it is a record,
+        // not the end of the stream.
+        if got.truncated_data && self.fds.is_empty() && !got.truncated_control {
+            return self.fail_with_fds(ProtocolError::MessageTooLong { limit: read_len }.into());
+        }
+        if got.bytes == 0 && !got.truncated_control && self.fds.is_empty() {
+            // Gone before its hello: an orderly close, unless it cut the
+            // hello short.
+            if let Some(Err(e)) = self.inbound.as_ref().map(Inbound::at_end) {
+                return self.fail_with_fds(e.into());
+            }
             return self.on_peer_closed();
         }
         if got.truncated_control || got.truncated_data || !self.fds.is_empty() {

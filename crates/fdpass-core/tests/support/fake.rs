@@ -258,6 +258,8 @@ struct SideState {
     /// The last peek was answered by the script, so the consuming read that
     /// follows belongs to the script too.
     scripted_peek: bool,
+    /// And that peek carried descriptors.
+    scripted_peek_fds: bool,
 }
 
 /// One `sendmsg`'s worth of the stream: bytes, and the descriptors riding on
@@ -653,6 +655,9 @@ impl Sys for FakeSys {
                     fds.push(fd);
                 }
                 w.side(side).scripted_peek = mode == RecvMode::Peek && !msg.truncated_control;
+                // A consuming read of bytes that carried descriptors drops
+                // them for want of a control buffer, and says so (MSG_CTRUNC).
+                w.side(side).scripted_peek_fds = !msg.installed.is_empty();
                 Ok(Received {
                     bytes: msg.bytes,
                     truncated_data: msg.truncated_data,
@@ -662,6 +667,7 @@ impl Sys for FakeSys {
             }
             (None, None) if mode == RecvMode::Discard && scripted_peek => Ok(Received {
                 bytes: buf.len(),
+                truncated_control: w.side(side).scripted_peek_fds,
                 ..Received::default()
             }),
             (None, None) => w.sim_recv(side, buf.len(), max_fds, mode, fds, &mut installed),
