@@ -306,6 +306,8 @@ struct World {
     steps: usize,
     /// Records (`SOCK_SEQPACKET`) instead of byte streams.
     seqpacket: bool,
+    /// Bytes each side's consuming reads took, ever.
+    consumed: [usize; 2],
     planted: Option<(usize, Errno)>,
     sides: [SideState; 2],
     /// `streams[i]` carries what side `i` reads.
@@ -454,9 +456,12 @@ impl World {
         }
         let room = stream.capacity.saturating_sub(stream.queued);
         let take = match forced {
-            // A record is taken whole or not at all.
+            // A record is taken whole or not at all: whole whenever the
+            // stream is writable (a record may overshoot the capacity, as
+            // a socket's send buffer may), never when it is longer than
+            // the whole capacity.
             _ if seqpacket && bytes.len() > stream.capacity => return Err(Errno::MSGSIZE),
-            _ if seqpacket && bytes.len() > room => 0,
+            _ if seqpacket && room == 0 => 0,
             _ if seqpacket => bytes.len(),
             Some(k) => {
                 assert!(k >= 1, "a partial write takes at least one byte");
@@ -485,7 +490,9 @@ impl World {
 
     /// The kernel's side of `recvmsg` on `side`, following Linux's
     /// `unix_stream_read_generic`: bytes of consecutive segments are joined,
-    /// a read stops after the first segment that carries descriptors, a
+    /// a read stops after the first segment that carries descriptors (a
+    /// peek whose buffer fills before one goes on to it, and returns copies
+    /// of its descriptors without its bytes, as Linux 6.x does), a
     /// consuming read that ends inside a segment leaves its rest (without the
     /// descriptors, which went with the first byte) for the next read, and
     /// descriptors are installed one by one until the control buffer or the
@@ -543,9 +550,9 @@ impl World {
                         .collect();
                     break;
                 }
-                if copied == buf {
-                    break;
-                }
+                // A full buffer does not end a peek: Linux goes on to the
+                // next segment that carries descriptors and returns copies
+                // of them, with none of its bytes.
             }
         } else {
             while let Some(segment) = stream.segments.front_mut() {
@@ -715,6 +722,9 @@ impl Sys for FakeSys {
         };
         if let (Ok(got), true) = (result, scripted) {
             buf[..got.bytes].fill(0);
+        }
+        if let (Ok(got), false) = (result, mode == RecvMode::Peek) {
+            w.consumed[side.index()] += got.bytes;
         }
         w.record(Call::Recvmsg {
             side,
@@ -897,6 +907,7 @@ impl Fake {
             calls: Vec::new(),
             steps: 0,
             seqpacket: false,
+            consumed: [0; 2],
             planted: None,
             sides: Default::default(),
             streams: Default::default(),
@@ -980,6 +991,15 @@ impl Fake {
         self.0.borrow().sides[side.index()].table.len()
     }
 
+    /// Numbered descriptors open in `side`'s table.
+    pub fn numbered_open(&self, side: Side) -> usize {
+        self.0.borrow().sides[side.index()]
+            .table
+            .values()
+            .filter(|label| matches!(label, Label::Seq(_)))
+            .count()
+    }
+
     pub fn table(&self, side: Side) -> Vec<Label> {
         self.0.borrow().sides[side.index()]
             .table
@@ -1042,10 +1062,16 @@ impl Fake {
         segment.data.copy_from_slice(bytes);
     }
 
+    /// Bytes `side`'s consuming reads took so far (peeks not counted).
+    pub fn consumed_bytes(&self, side: Side) -> usize {
+        self.0.borrow().consumed[side.index()]
+    }
+
     /// Makes both directions queues of records, as `SOCK_SEQPACKET` sockets
-    /// are: a send is taken whole or not at all (`EMSGSIZE` if it could
-    /// never fit the capacity), a read returns one record and cuts off what
-    /// does not fit its buffer (`MSG_TRUNC`).
+    /// are: a send is taken whole while the stream is writable, not at all
+    /// otherwise (`EMSGSIZE` if it is longer than the capacity), a read
+    /// returns one record and cuts off what does not fit its buffer
+    /// (`MSG_TRUNC`).
     pub fn set_seqpacket(&self, on: bool) {
         self.0.borrow_mut().seqpacket = on;
     }
