@@ -1027,3 +1027,42 @@ fn a_peek_cut_short_inside_a_payload_never_takes_a_later_messages_descriptors() 
         h.finish();
     }
 }
+
+/// Found by the `control_data` fuzz target (decoded input: sentinel, a
+/// limit of 156, no request, one read answered with 0 bytes and
+/// `MSG_TRUNC`): the read of the peer's hello, made with no request
+/// outstanding, must judge truncation before taking 0 bytes for the end of
+/// the stream, as every other read does. A truncated read is never the
+/// peer's orderly close.
+#[test]
+fn a_truncated_read_of_the_hello_is_never_an_orderly_close() {
+    for reservation in [Reservation::Peek, Reservation::Sentinel] {
+        let fake = Fake::new("truncated-hello");
+        let mut b = fake.passer(Side::B, config(reservation, 156)).unwrap();
+        fake.on_recv(
+            Side::B,
+            RecvStep::Answer(Msg {
+                bytes: 0,
+                truncated_data: true,
+                ..Msg::default()
+            }),
+        );
+        b.handle_readable(Instant::now());
+        let events: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Closed)),
+            "{reservation:?}: a truncated read was taken for the end of the stream: {events:?}"
+        );
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Event::Failed(Error::Protocol(
+                    fdpass_core::ProtocolError::MessageTooLong { .. }
+                ))]
+            ),
+            "{reservation:?}: {events:?}"
+        );
+        drop(b);
+        fake.finish();
+    }
+}
