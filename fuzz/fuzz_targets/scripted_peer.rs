@@ -1,9 +1,12 @@
 //! A hostile peer scripted by the input, against a real passer over a real
-//! socketpair (`SOCK_STREAM` or `SOCK_SEQPACKET`), with either reservation
-//! strategy and any per-message limit.
+//! socketpair (`SOCK_STREAM` or `SOCK_SEQPACKET`), on either wire (native,
+//! or classic with any batch), with either reservation strategy and any
+//! per-message limit.
 //!
 //! The peer sends any bytes with any descriptors (pipe ends, memfds, sockets
-//! with descriptors queued in them, itself, the passer's own socket), reads
+//! with descriptors queued in them, itself, the passer's own socket), or
+//! native frames built from the input (a hello with any versions and
+//! limits, message frames claiming any descriptors with any payload), reads
 //! what the passer sent, shuts down and closes; the application's calls
 //! (`fdpass_fuzz::app`) are interleaved, and the descriptor table may be
 //! limited so that what arrives does not fit. Checked after every step:
@@ -18,7 +21,8 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use fdpass_core::{Config, Passer, Reservation, Want, SCM_MAX_FD};
+use fdpass_core::frame::{self, Hello};
+use fdpass_core::{Config, Passer, Reservation, Want, Wire, SCM_MAX_FD};
 use fdpass_fuzz::app::{App, Call, Descriptors};
 use fdpass_fuzz::table;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -35,6 +39,9 @@ struct Case {
     sentinel: bool,
     seqpacket: bool,
     max_fds: u8,
+    /// `None`: the native wire; `Some(batch)`: the classic wire with a
+    /// batch of `1 + batch % max_fds`.
+    classic: Option<u8>,
     /// After every step, also do what an event loop would: handle readiness
     /// the socket has and the passer waits for, and work it wants done now.
     event_loop: bool,
@@ -49,6 +56,20 @@ enum Step {
         bytes: Vec<u8>,
         fds: Vec<Kind>,
     },
+    /// The peer sends a native hello with these fields (the limits as
+    /// given, so out-of-range ones too), alone.
+    PeerHello {
+        min_version: u8,
+        max_version: u8,
+        max_fds: u16,
+        max_payload: u32,
+    },
+    /// The peer sends native message frames in one `sendmsg`, with these
+    /// descriptors attached.
+    PeerFrames {
+        frames: Vec<Frame>,
+        fds: Vec<Kind>,
+    },
     /// The peer reads (and closes) what the passer sent.
     PeerRead,
     PeerShutdown(How),
@@ -56,6 +77,28 @@ enum Step {
     /// Only so many more descriptors fit in the table (0 to 15), or as many
     /// as at the start.
     TableRoom(Option<u8>),
+}
+
+/// One native message frame: its header's fields and a payload of
+/// `payload_len` bytes (cut to 5000); `length` (if given) is what the
+/// header claims instead of the payload's true length.
+#[derive(Arbitrary, Debug)]
+struct Frame {
+    fds: u8,
+    batch_fds: u8,
+    payload_len: u16,
+    length: Option<u32>,
+}
+
+impl Frame {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let payload: Vec<u8> = (0..self.payload_len % 5000).map(|i| i as u8).collect();
+        let start = out.len();
+        frame::encode_message(out, self.fds, self.batch_fds, &payload);
+        if let Some(length) = self.length {
+            out[start + 4..start + 8].copy_from_slice(&length.to_be_bytes());
+        }
+    }
 }
 
 /// A descriptor to pass.
@@ -212,9 +255,17 @@ fn run(case: Case) {
     } else {
         Reservation::Peek
     };
+    let max_fds = max_fds(case.max_fds);
+    let wire = match case.classic {
+        None => Wire::Native,
+        Some(batch) => Wire::Classic {
+            batch: 1 + usize::from(batch) % max_fds,
+        },
+    };
     let config = Config::default()
         .with_reservation(reservation)
-        .with_max_fds_per_message(max_fds(case.max_fds));
+        .with_max_fds_per_message(max_fds)
+        .with_wire(wire);
     let mut passer = Passer::new(ours, config).expect("a passer over a new socketpair");
     let mut maker = Maker {
         peer: Some(peer),
@@ -230,6 +281,32 @@ fn run(case: Case) {
             }
             Step::PeerSend { bytes, fds } => {
                 let fds: Vec<OwnedFd> = fds.into_iter().filter_map(|k| maker.make(k)).collect();
+                if let Some(peer) = &maker.peer {
+                    let _ = send(peer.as_fd(), &bytes, &fds);
+                }
+            }
+            Step::PeerHello {
+                min_version,
+                max_version,
+                max_fds,
+                max_payload,
+            } => {
+                let hello = Hello {
+                    min_version,
+                    max_version,
+                    max_fds,
+                    max_payload,
+                };
+                if let Some(peer) = &maker.peer {
+                    let _ = send(peer.as_fd(), &hello.encode(), &[]);
+                }
+            }
+            Step::PeerFrames { frames, fds } => {
+                let fds: Vec<OwnedFd> = fds.into_iter().filter_map(|k| maker.make(k)).collect();
+                let mut bytes = Vec::new();
+                for frame in &frames {
+                    frame.encode(&mut bytes);
+                }
                 if let Some(peer) = &maker.peer {
                     let _ = send(peer.as_fd(), &bytes, &fds);
                 }

@@ -14,8 +14,11 @@
 //!    [`Fake::on_recv`], ...);
 //! 3. a simulated kernel shared by both sides, which joins two passers into a
 //!    connected pair: two byte streams that carry descriptors the way Linux
-//!    `AF_UNIX` stream sockets do, a receive capacity, and a descriptor table
-//!    per side with an optional limit.
+//!    `AF_UNIX` stream sockets do (or, after [`Fake::set_seqpacket`], two
+//!    queues of records as `SOCK_SEQPACKET` sockets do), a receive capacity,
+//!    and a descriptor table per side with an optional limit. The bytes
+//!    written are the bytes read, so the native wire's frames travel whole;
+//!    a scripted answer reads as zeros.
 //!
 //! The table of a side counts every descriptor the fake installed there (by
 //! `dup`, `pipe` or `recvmsg`, plus the numbered descriptors a test creates to
@@ -266,7 +269,8 @@ struct SideState {
 /// them (the kernel's own references).
 #[derive(Debug)]
 struct Segment {
-    len: usize,
+    /// The bytes not read yet.
+    data: Vec<u8>,
     fds: Vec<(OwnedFd, Label)>,
 }
 
@@ -302,6 +306,10 @@ struct World {
     calls: Vec<Call>,
     /// Calls other than `close` so far; planted faults count these.
     steps: usize,
+    /// Records (`SOCK_SEQPACKET`) instead of byte streams.
+    seqpacket: bool,
+    /// Bytes each side's consuming reads took, ever.
+    consumed: [usize; 2],
     planted: Option<(usize, Errno)>,
     sides: [SideState; 2],
     /// `streams[i]` carries what side `i` reads.
@@ -438,21 +446,30 @@ impl World {
     fn sim_send(
         &mut self,
         from: Side,
-        bytes: usize,
+        bytes: &[u8],
         fds: &[OwnedFd],
         labels: &[Label],
         forced: Option<usize>,
     ) -> Result<usize, Errno> {
+        let seqpacket = self.seqpacket;
         let stream = &mut self.streams[from.peer().index()];
         if stream.reader_gone {
             return Err(Errno::PIPE);
         }
+        let room = stream.capacity.saturating_sub(stream.queued);
         let take = match forced {
+            // A record is taken whole or not at all: whole whenever the
+            // stream is writable (a record may overshoot the capacity, as
+            // a socket's send buffer may), never when it is longer than
+            // the whole capacity.
+            _ if seqpacket && bytes.len() > stream.capacity => return Err(Errno::MSGSIZE),
+            _ if seqpacket && room == 0 => 0,
+            _ if seqpacket => bytes.len(),
             Some(k) => {
                 assert!(k >= 1, "a partial write takes at least one byte");
-                k.min(bytes)
+                k.min(bytes.len())
             }
-            None => bytes.min(stream.capacity.saturating_sub(stream.queued)),
+            None => bytes.len().min(room),
         };
         if take == 0 {
             return Err(Errno::AGAIN);
@@ -465,14 +482,19 @@ impl World {
                 (reference, label.clone())
             })
             .collect();
-        stream.segments.push_back(Segment { len: take, fds });
+        stream.segments.push_back(Segment {
+            data: bytes[..take].to_vec(),
+            fds,
+        });
         stream.queued += take;
         Ok(take)
     }
 
     /// The kernel's side of `recvmsg` on `side`, following Linux's
     /// `unix_stream_read_generic`: bytes of consecutive segments are joined,
-    /// a read stops after the first segment that carries descriptors, a
+    /// a read stops after the first segment that carries descriptors (a
+    /// peek whose buffer fills before one goes on to it, and returns copies
+    /// of its descriptors without its bytes, as Linux 6.x does), a
     /// consuming read that ends inside a segment leaves its rest (without the
     /// descriptors, which went with the first byte) for the next read, and
     /// descriptors are installed one by one until the control buffer or the
@@ -480,12 +502,14 @@ impl World {
     fn sim_recv(
         &mut self,
         side: Side,
-        buf: usize,
+        out_bytes: &mut [u8],
         max_fds: usize,
         mode: RecvMode,
         out: &mut Vec<OwnedFd>,
         installed: &mut Vec<Label>,
     ) -> Result<Received, Errno> {
+        let buf = out_bytes.len();
+        let seqpacket = self.seqpacket;
         let stream = &mut self.streams[side.index()];
         if stream.segments.is_empty() {
             return if stream.writer_gone {
@@ -496,9 +520,30 @@ impl World {
         }
         let mut copied = 0;
         let mut carried: Vec<(OwnedFd, Label)> = Vec::new();
-        if mode == RecvMode::Peek {
+        let mut truncated_data = false;
+        if seqpacket {
+            // One record per read; what does not fit the buffer is cut off
+            // (MSG_TRUNC) and, by a consuming read, lost.
+            let segment = stream.segments.front().expect("not empty");
+            copied = segment.data.len().min(buf);
+            out_bytes[..copied].copy_from_slice(&segment.data[..copied]);
+            truncated_data = segment.data.len() > buf;
+            if mode == RecvMode::Peek {
+                carried = segment
+                    .fds
+                    .iter()
+                    .map(|(fd, label)| (fd.try_clone().expect("peeked copy"), label.clone()))
+                    .collect();
+            } else {
+                let segment = stream.segments.pop_front().expect("not empty");
+                stream.queued -= segment.data.len();
+                carried = segment.fds;
+            }
+        } else if mode == RecvMode::Peek {
             for segment in &stream.segments {
-                copied += segment.len.min(buf - copied);
+                let chunk = segment.data.len().min(buf - copied);
+                out_bytes[copied..copied + chunk].copy_from_slice(&segment.data[..chunk]);
+                copied += chunk;
                 if !segment.fds.is_empty() {
                     carried = segment
                         .fds
@@ -507,18 +552,19 @@ impl World {
                         .collect();
                     break;
                 }
-                if copied == buf {
-                    break;
-                }
+                // A full buffer does not end a peek: Linux goes on to the
+                // next segment that carries descriptors and returns copies
+                // of them, with none of its bytes.
             }
         } else {
             while let Some(segment) = stream.segments.front_mut() {
-                let chunk = segment.len.min(buf - copied);
+                let chunk = segment.data.len().min(buf - copied);
+                out_bytes[copied..copied + chunk].copy_from_slice(&segment.data[..chunk]);
+                segment.data.drain(..chunk);
                 copied += chunk;
-                segment.len -= chunk;
                 stream.queued -= chunk;
                 carried.append(&mut segment.fds);
-                if segment.len > 0 {
+                if !segment.data.is_empty() {
                     break;
                 }
                 stream.segments.pop_front();
@@ -529,6 +575,7 @@ impl World {
         }
         let mut got = Received {
             bytes: copied,
+            truncated_data,
             ..Received::default()
         };
         if carried.is_empty() {
@@ -557,7 +604,8 @@ impl World {
     /// the next read would return, up to `buf` (joined up to and including
     /// the first segment with descriptors, as `sim_recv` reads); nothing is
     /// installed or consumed.
-    fn sim_peek_bytes(&self, side: Side, buf: usize) -> Result<usize, Errno> {
+    fn sim_peek_bytes(&self, side: Side, out_bytes: &mut [u8]) -> Result<usize, Errno> {
+        let buf = out_bytes.len();
         let stream = &self.streams[side.index()];
         if stream.segments.is_empty() {
             return if stream.writer_gone {
@@ -568,8 +616,10 @@ impl World {
         }
         let mut copied = 0;
         for segment in &stream.segments {
-            copied += segment.len.min(buf - copied);
-            if !segment.fds.is_empty() || copied == buf {
+            let chunk = segment.data.len().min(buf - copied);
+            out_bytes[copied..copied + chunk].copy_from_slice(&segment.data[..chunk]);
+            copied += chunk;
+            if self.seqpacket || !segment.fds.is_empty() || copied == buf {
                 break;
             }
         }
@@ -601,8 +651,8 @@ impl Sys for FakeSys {
             Some(errno) => Err(errno),
             None => match w.side(side).script.send.pop_front() {
                 Some(SendStep::Fail(errno)) => Err(errno),
-                Some(SendStep::Take(k)) => w.sim_send(side, bytes.len(), fds, &labels, Some(k)),
-                None => w.sim_send(side, bytes.len(), fds, &labels, None),
+                Some(SendStep::Take(k)) => w.sim_send(side, bytes, fds, &labels, Some(k)),
+                None => w.sim_send(side, bytes, fds, &labels, None),
             },
         };
         w.record(Call::Sendmsg {
@@ -632,6 +682,7 @@ impl Sys for FakeSys {
             (None, RecvMode::Discard) => w.side(side).script.discard.pop_front(),
             (None, _) => w.side(side).script.recv.pop_front(),
         };
+        let mut scripted = true;
         let result = match (planted, step) {
             (Some(errno), _) => Err(errno),
             (None, Some(RecvStep::Fail(errno))) => Err(errno),
@@ -670,10 +721,16 @@ impl Sys for FakeSys {
                 truncated_control: w.side(side).scripted_peek_fds,
                 ..Received::default()
             }),
-            (None, None) => w.sim_recv(side, buf.len(), max_fds, mode, fds, &mut installed),
+            (None, None) => {
+                scripted = false;
+                w.sim_recv(side, buf, max_fds, mode, fds, &mut installed)
+            }
         };
-        if let Ok(got) = result {
+        if let (Ok(got), true) = (result, scripted) {
             buf[..got.bytes].fill(0);
+        }
+        if let (Ok(got), false) = (result, mode == RecvMode::Peek) {
+            w.consumed[side.index()] += got.bytes;
         }
         w.record(Call::Recvmsg {
             side,
@@ -710,7 +767,7 @@ impl Sys for FakeSys {
                     Err(errno)
                 }
                 Some(RecvStep::Answer(msg)) => Ok(msg.bytes.min(buf.len())),
-                None => w.sim_peek_bytes(side, buf.len()),
+                None => w.sim_peek_bytes(side, buf),
             },
         };
         w.record(Call::PeekBytes {
@@ -855,6 +912,8 @@ impl Fake {
             next_seq: 0,
             calls: Vec::new(),
             steps: 0,
+            seqpacket: false,
+            consumed: [0; 2],
             planted: None,
             sides: Default::default(),
             streams: Default::default(),
@@ -938,6 +997,15 @@ impl Fake {
         self.0.borrow().sides[side.index()].table.len()
     }
 
+    /// Numbered descriptors open in `side`'s table.
+    pub fn numbered_open(&self, side: Side) -> usize {
+        self.0.borrow().sides[side.index()]
+            .table
+            .values()
+            .filter(|label| matches!(label, Label::Seq(_)))
+            .count()
+    }
+
     pub fn table(&self, side: Side) -> Vec<Label> {
         self.0.borrow().sides[side.index()]
             .table
@@ -980,8 +1048,38 @@ impl Fake {
             .map(|&seq| (memfd(&format!("{prefix}{seq}")), Label::Seq(seq)))
             .collect();
         let stream = &mut w.streams[to.index()];
-        stream.segments.push_back(Segment { len: bytes, fds });
+        stream.segments.push_back(Segment {
+            data: vec![0; bytes],
+            fds,
+        });
         stream.queued += bytes;
+    }
+
+    /// A foreign peer writes exactly `bytes` carrying descriptors numbered
+    /// `seqs` into the stream to `to` (one record on `SOCK_SEQPACKET`),
+    /// bypassing any passer.
+    pub fn peer_write_bytes(&self, to: Side, bytes: &[u8], seqs: &[u64]) {
+        self.peer_write(to, bytes.len(), seqs);
+        let mut w = self.0.borrow_mut();
+        let segment = w.streams[to.index()]
+            .segments
+            .back_mut()
+            .expect("just written");
+        segment.data.copy_from_slice(bytes);
+    }
+
+    /// Bytes `side`'s consuming reads took so far (peeks not counted).
+    pub fn consumed_bytes(&self, side: Side) -> usize {
+        self.0.borrow().consumed[side.index()]
+    }
+
+    /// Makes both directions queues of records, as `SOCK_SEQPACKET` sockets
+    /// are: a send is taken whole while the stream is writable, not at all
+    /// otherwise (`EMSGSIZE` if it is longer than the capacity), a read
+    /// returns one record and cuts off what does not fit its buffer
+    /// (`MSG_TRUNC`).
+    pub fn set_seqpacket(&self, on: bool) {
+        self.0.borrow_mut().seqpacket = on;
     }
 
     /// The peer of `to` shuts down its writing half: `to` reads
