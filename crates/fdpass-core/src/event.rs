@@ -89,10 +89,10 @@ pub enum Event {
     /// Whatever the peer sent before still arrives, then [`Event::Closed`]
     /// if it closed. Later pushes return this error and hand their
     /// descriptors back; those queued and never sent wait for
-    /// [`Passer::take_unsent`](crate::Passer::take_unsent). Reported once;
-    /// not reported by a passer that never had anything of the
-    /// application's to send (only its own native hello was on its way when
-    /// the peer went): its next push returns the error.
+    /// [`Passer::take_unsent`](crate::Passer::take_unsent). Reported once,
+    /// for something the application pushed: a native passer whose only
+    /// write so far, its hello, meets the peer's departure reports it when
+    /// its first push is sent.
     SendFailed(Error),
     /// The passer failed and is unusable. Every descriptor it held has been
     /// let go of, except the queued sends the kernel never took: those stay

@@ -414,7 +414,9 @@ impl<S: Sys> Passer<S> {
             return Err(PushError::Unusable(e, message));
         }
         let (fds, payload_len) = (message.fds.len(), message.payload.len());
-        let (max_fds, max_payload) = match (self.config.wire, self.send_limits()) {
+        // Refused only against what the peer announced; a peer gone before
+        // its hello ends sending through the queue (`on_front_too_large`).
+        let (max_fds, max_payload) = match (self.config.wire, self.peer_limits()) {
             (Wire::Classic { .. }, _) => (SCM_MAX_FD, 0),
             (Wire::Native, Some(peer)) => (peer.max_fds_per_message, peer.max_payload_len),
             (Wire::Native, None) => (SCM_MAX_FD, crate::config::MAX_PAYLOAD_LIMIT),
@@ -1856,19 +1858,22 @@ impl<S: Sys> Passer<S> {
     /// Sending failed for good while receiving goes on. The queued sends
     /// stay for [`take_unsent`](Self::take_unsent).
     fn on_send_failed(&mut self, error: Error) {
-        if self.send_failure.is_none() {
-            diagnostics::send_failed(self.socket.as_raw_fd(), &error);
-            self.send.forget_owed_bytes();
-            self.send_retry.reset();
-            self.send_failure = Some(error.clone());
-            // Only our own hello was on its way (the peer went away before
-            // it) and the application never pushed anything: there is
-            // nothing of its to report now; a later push returns the error.
-            let hello_only = self.send.front_size().is_none() && self.counters.messages_sent == 0;
-            if !hello_only {
-                self.events.push_back(Event::SendFailed(error));
-            }
+        if self.send_failure.is_some() {
+            return;
         }
+        // Only our own hello was on its way (the peer went away before it)
+        // and the application never pushed anything: the hello is dropped
+        // and nothing is reported; the application's first push meets the
+        // same error when it is sent, and is reported then, as usual.
+        if self.send.front_size().is_none() && self.counters.messages_sent == 0 {
+            self.send.forget_owed_bytes();
+            return;
+        }
+        diagnostics::send_failed(self.socket.as_raw_fd(), &error);
+        self.send.forget_owed_bytes();
+        self.send_retry.reset();
+        self.send_failure = Some(error.clone());
+        self.events.push_back(Event::SendFailed(error));
     }
 
     // ---- failure ----

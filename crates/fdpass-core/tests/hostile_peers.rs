@@ -29,7 +29,7 @@ const BOTH: [Reservation; 2] = [Reservation::Peek, Reservation::Sentinel];
 
 /// The classic wire: these peers write it by hand (a byte per descriptor),
 /// and break it in every way they can. The native wire's hostile peers are
-/// in `hostile_native_peers.rs`.
+/// in `native_hostile_peers.rs`.
 fn config(reservation: Reservation, max: usize) -> Config {
     Config::default()
         .with_wire(fdpass_core::Wire::Classic { batch: max })

@@ -1038,7 +1038,9 @@ fn a_peek_cut_short_inside_a_payload_never_takes_a_later_messages_descriptors() 
 fn a_truncated_read_of_the_hello_is_never_an_orderly_close() {
     for reservation in [Reservation::Peek, Reservation::Sentinel] {
         let fake = Fake::new("truncated-hello");
-        let mut b = fake.passer(Side::B, config(reservation, 156)).unwrap();
+        let mut b = fake
+            .passer(Side::B, native_config(reservation, 156))
+            .unwrap();
         fake.on_recv(
             Side::B,
             RecvStep::Answer(Msg {

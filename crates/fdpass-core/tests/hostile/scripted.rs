@@ -119,6 +119,10 @@ struct World {
     oversized: bool,
     /// A consuming read returned something other than the peeked message.
     bad_discard: bool,
+    /// Descriptors the last peek installed: the consuming read of the same
+    /// bytes drops the kernel's references for want of a control buffer
+    /// and says so (`MSG_CTRUNC`), as Linux does.
+    peeked_fds: usize,
     reads: Vec<Read>,
     sends: Vec<Send>,
     /// Installed descriptors closed through `Sys::close`, in order.
@@ -487,10 +491,15 @@ impl Sys for ScriptedSys {
             world.next_installed += 1;
             fds.push(world.make(Kind::Installed(n)));
         }
+        let truncated_control = match mode {
+            RecvMode::Discard => world.peeked_fds > 0,
+            RecvMode::Peek | RecvMode::Take => msg.truncated_control,
+        };
+        world.peeked_fds = if mode == RecvMode::Peek { installed } else { 0 };
         let received = Received {
             bytes,
             truncated_data: msg.truncated_data,
-            truncated_control: msg.truncated_control,
+            truncated_control,
             foreign_control: msg.foreign_control,
         };
         if mode != RecvMode::Discard {
