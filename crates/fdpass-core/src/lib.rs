@@ -128,6 +128,7 @@ pub mod driver;
 mod error;
 mod event;
 pub mod frame;
+pub mod handover;
 mod inbound;
 mod message;
 mod passer;
