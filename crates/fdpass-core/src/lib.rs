@@ -146,6 +146,7 @@ mod stats;
 pub mod sys;
 #[cfg(feature = "systemd")]
 pub mod systemd;
+pub mod upgrade;
 
 pub use config::{
     Config, Reservation, RetryPolicy, Wire, MAX_PAYLOAD_LIMIT, MIN_PAYLOAD_LIMIT, SCM_MAX_FD,
