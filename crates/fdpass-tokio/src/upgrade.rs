@@ -270,7 +270,10 @@ impl Successor {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fdpass_tokio::upgrade::UpgradeError> {
     /// match fdpass_tokio::upgrade::Successor::inherit(std::time::Duration::from_secs(10)).await? {
-    ///     Some(successor) => { /* take the listeners, then ready() */ # drop(successor) }
+    ///     Some(successor) => {
+    ///         // take the listeners, then ready()
+    ///         drop(successor)
+    ///     }
     ///     None => { /* bind afresh */ }
     /// }
     /// # Ok(()) }

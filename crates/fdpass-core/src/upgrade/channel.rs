@@ -92,6 +92,9 @@ impl Channel {
             while let Some(event) = self.passer.poll_event() {
                 match event {
                     Event::Closed => return Err(ChannelError::Closed),
+                    Event::Failed(e) | Event::SendFailed(e) if peer_gone(&e) => {
+                        return Err(ChannelError::Closed)
+                    }
                     Event::Failed(e) | Event::SendFailed(e) => return Err(ChannelError::Failed(e)),
                     event => {
                         if done(event)? {
@@ -155,5 +158,18 @@ impl Channel {
                 self.passer.handle_writable(now);
             }
         }
+    }
+}
+
+/// Whether `e` says the peer went away (its end closed while we sent, or
+/// with data unread): for the upgrade the same as its orderly close.
+fn peer_gone(e: &Error) -> bool {
+    match e {
+        Error::PeerClosed => true,
+        Error::Io(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        _ => false,
     }
 }

@@ -429,7 +429,10 @@ impl Successor {
     /// ```
     /// use fdpass_core::upgrade::Successor;
     /// match Successor::inherit(std::time::Duration::from_secs(10))? {
-    ///     Some(successor) => { /* take the listeners from successor.fds(), then ready() */ # drop(successor) }
+    ///     Some(successor) => {
+    ///         // take the listeners from successor.fds(), then ready()
+    ///         drop(successor)
+    ///     }
     ///     None => { /* bind the listeners afresh */ }
     /// }
     /// # Ok::<(), fdpass_core::upgrade::UpgradeError>(())
