@@ -23,6 +23,10 @@ const UPGRADES: usize = 20;
 /// The bound on any one wait; reaching it is a failure.
 const BOUND: Duration = Duration::from_secs(30);
 
+/// Held around every spawn of this file's tests: one of them makes a
+/// descriptor inheritable for its child, which no other child may inherit.
+static SPAWN: Mutex<()> = Mutex::new(());
+
 /// What the clients saw.
 #[derive(Default)]
 struct Tally {
@@ -121,6 +125,7 @@ fn no_connection_is_refused_across_twenty_upgrades_and_failed_successors() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let pid_file = dir.join("server.pid");
     let fault_file = dir.join("fault");
+    let spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
         .env(ROLE_VAR, "server")
@@ -132,6 +137,7 @@ fn no_connection_is_refused_across_twenty_upgrades_and_failed_successors() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the server");
+    drop(spawning);
     let stdout = child.stdout.take().expect("piped");
     let mut stop = StopServer(pid_file.clone(), Some(child));
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -258,5 +264,111 @@ fn no_connection_is_refused_across_twenty_upgrades_and_failed_successors() {
             .collect::<Vec<_>>()
     );
     assert_eq!(pids, UPGRADES + 1, "every generation served requests");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// systemd's activation contract, simulated: the first generation finds its
+/// listener at descriptor 3 with `LISTEN_PID`, `LISTEN_FDS` and
+/// `LISTEN_FDNAMES` set as `sd_listen_fds(3)` describes (its configured
+/// address is unusable, so a fresh bind would fail), serves on it, and hands
+/// it on to a successor on SIGHUP with no connection refused.
+#[cfg(feature = "systemd")]
+#[test]
+fn a_socket_activated_server_serves_and_hands_its_listener_on() {
+    const ACTIVATED: &str = "a_socket_activated_server_serves_and_hands_its_listener_on";
+    if std::env::var_os(ROLE_VAR).is_some() {
+        let options = example::Options::from_env_and_args(&[]);
+        example::run(options).expect("the server generation runs");
+        return;
+    }
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let dir = std::env::temp_dir().join(format!("fdpass-upgrade-activated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pid_file = dir.join("server.pid");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    // Inheritable, at a single-digit number the shell moves to 3.
+    let spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    let high: OwnedFd = rustix::io::fcntl_dupfd_cloexec(&listener, 5).expect("dup");
+    assert!(
+        high.as_raw_fd() <= 9,
+        "few descriptors open in the test process"
+    );
+    rustix::io::fcntl_setfd(&high, rustix::io::FdFlags::empty()).expect("inheritable");
+    let script = format!(
+        "exec 3<&{n} {n}<&-; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec \"$0\" \"$@\"",
+        n = high.as_raw_fd()
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(std::env::current_exe().expect("test binary"))
+        .args(["--exact", ACTIVATED, "--nocapture", "--test-threads=1"])
+        .env(ROLE_VAR, "server")
+        .env("UPGRADE_EXAMPLE_ADDR", "unusable address")
+        .env("UPGRADE_EXAMPLE_PID_FILE", &pid_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the activated server");
+    drop(high);
+    drop(spawning);
+    drop(listener);
+    let stdout = child.stdout.take().expect("piped");
+    let mut stop = StopServer(pid_file.clone(), Some(child));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let line = match line.find("ready pid=").or_else(|| line.find("pid=")) {
+                Some(start) => line[start..].to_owned(),
+                None => line,
+            };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let lines = Lines(receiver);
+    let first = lines.wait_for(
+        |l| l.starts_with("ready pid="),
+        "for the activated generation",
+    );
+    assert!(
+        first.ends_with(&address.to_string()),
+        "serves the activated socket: {first}"
+    );
+    let tally = Tally::default();
+    one_request(address, &tally);
+    let pid = read_pid(&pid_file);
+    signal(pid, rustix::process::Signal::HUP);
+    lines.wait_for(
+        |l| l.starts_with(&format!("pid={pid} handed over to pid=")),
+        "the hand-over",
+    );
+    let successor = read_pid(&pid_file);
+    one_request(address, &tally);
+    signal(successor, rustix::process::Signal::TERM);
+    lines.wait_for(
+        |l| l.starts_with(&format!("pid={successor} exiting")),
+        "the successor exiting",
+    );
+    assert!(stop
+        .1
+        .take()
+        .expect("first")
+        .wait()
+        .expect("wait")
+        .success());
+    assert_eq!(
+        tally.failed.load(Ordering::Relaxed),
+        0,
+        "{:?}",
+        tally.failures.lock().expect("lock")
+    );
+    assert_eq!(
+        *tally.pids.lock().expect("lock"),
+        [pid, successor].into_iter().collect(),
+        "the activated process, then its successor, served"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
