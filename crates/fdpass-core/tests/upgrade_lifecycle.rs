@@ -250,3 +250,79 @@ fn failed_upgrades_leak_no_descriptor() {
     assert_eq!(before, after, "descriptors leaked by failed upgrades");
     println!("RESULT open before={before} after={after}");
 }
+
+/// Drives `passer` until `done` says so, handing it every event.
+fn drive_one(passer: &mut fdpass_core::Passer, mut done: impl FnMut(fdpass_core::Event) -> bool) {
+    let mut finished = false;
+    common::drive(&mut [passer], |_, events| {
+        for (_, event) in events {
+            if let fdpass_core::Event::Failed(e) = &event {
+                panic!("the raw peer failed: {e}");
+            }
+            finished |= done(event);
+        }
+        finished
+    });
+}
+
+#[test]
+fn an_answer_other_than_ready_is_refused_with_a_typed_error() {
+    let (old_end, new_end) = fdpass_core::socket::pair().expect("pair");
+    let upgrader = upgrader_with_two_pipes();
+    let old = std::thread::spawn(move || upgrader.upgrade_over(old_end));
+    // A peer that receives the set, then answers with something else.
+    let mut peer =
+        fdpass_core::Passer::new(new_end, fdpass_core::Config::default()).expect("passer");
+    peer.push_recv_message().expect("ask");
+    drive_one(&mut peer, |event| {
+        matches!(event, fdpass_core::Event::ReceivedMessage(..))
+    });
+    peer.push_send_message(fdpass_core::Message::new(
+        b"HELLO".to_vec(),
+        vec![numbered_pipe(9)],
+    ))
+    .expect("push");
+    drive_one(&mut peer, |event| {
+        matches!(event, fdpass_core::Event::Sent(_))
+    });
+    let err = old.join().expect("no panic").expect_err("not an answer");
+    assert!(
+        matches!(
+            err,
+            UpgradeError::UnexpectedAnswer {
+                payload_len: 5,
+                descriptors: 1
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_malformed_set_is_refused_by_the_successor() {
+    let (old_end, new_end) = fdpass_core::socket::pair().expect("pair");
+    let successor =
+        std::thread::spawn(move || Successor::from_connection(new_end, Duration::from_secs(30)));
+    let mut peer =
+        fdpass_core::Passer::new(old_end, fdpass_core::Config::default()).expect("passer");
+    // Announces five entries, carries one descriptor.
+    peer.push_send_message(fdpass_core::Message::new(
+        vec![1, 0, 0, 5],
+        vec![numbered_pipe(1)],
+    ))
+    .expect("push");
+    drive_one(&mut peer, |event| {
+        matches!(event, fdpass_core::Event::Sent(_))
+    });
+    let err = successor.join().expect("no panic").expect_err("malformed");
+    assert!(
+        matches!(
+            err,
+            UpgradeError::HandOver(fdpass_core::handover::NamedFdsError::CountMismatch {
+                announced: 5,
+                descriptors: 1
+            })
+        ),
+        "{err:?}"
+    );
+}
