@@ -73,8 +73,8 @@ impl Upgrader {
         }
     }
 
-    /// As [`fdpass_core::upgrade::Upgrader::with_ready_timeout`]; call it
-    /// before cloning.
+    /// As [`fdpass_core::upgrade::Upgrader::with_ready_timeout`]. Call it
+    /// before cloning: on an upgrader already cloned it changes nothing.
     ///
     /// ```
     /// use std::time::Duration;
