@@ -125,7 +125,8 @@
 //!
 //! `docs/design.md` explains the state machine and both reservation
 //! strategies; `docs/wire.md` the bytes on the wire.
-// Unsafe code lives in `child` only (adopting an inherited descriptor number).
+// Unsafe code lives in `child` (adopting an inherited descriptor number) and
+// `systemd` (owning the numbers socket activation passed) only.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -139,6 +140,7 @@ pub mod driver;
 mod error;
 mod event;
 pub mod frame;
+pub mod handover;
 mod inbound;
 mod message;
 mod passer;
@@ -153,6 +155,9 @@ mod shared_socket;
 pub mod socket;
 mod stats;
 pub mod sys;
+#[cfg(feature = "systemd")]
+pub mod systemd;
+pub mod upgrade;
 
 pub use config::{
     Config, Reservation, RetryPolicy, Wire, MAX_PAYLOAD_LIMIT, MIN_PAYLOAD_LIMIT, SCM_MAX_FD,

@@ -19,7 +19,10 @@ use rustix::net::SocketAddrUnix;
 
 use crate::shared_socket::SharedSocket;
 
+mod adopt;
 mod bind;
+
+pub use adopt::{check_listening, tcp_listener_from_fd, unix_listener_from_fd, ListeningFamily};
 
 use crate::platform::{self, Atomicity};
 
@@ -506,7 +509,8 @@ impl Listener {
         self.admit.as_ref()
     }
 
-    /// The path the listener is bound at.
+    /// The path the listener is bound at (empty for one built with
+    /// `from_fd`, which cannot know it).
     ///
     /// ```
     /// let dir = std::env::temp_dir().join(format!("fdpass-doc-path-{}", std::process::id()));
@@ -537,6 +541,51 @@ impl Listener {
     /// ```
     pub fn into_fd(self) -> OwnedFd {
         self.socket.into_fd()
+    }
+
+    /// A listener built from a listening `AF_UNIX` stream socket inherited
+    /// or received from another process (for example one that
+    /// [`into_fd`](Self::into_fd) gave up there). It is checked first (see
+    /// [`check_listening`]), then made non-blocking and close-on-exec.
+    ///
+    /// Its [`path`](Self::path) is empty: the kernel reports the address a
+    /// socket was bound at, and [`bind`](Self::bind) binds in a staging
+    /// directory before moving the file into place, so that address is not
+    /// where clients connect. Carry the path along with the descriptor (a
+    /// named set's metadata, see [`handover`](crate::handover)) when the new
+    /// owner needs it.
+    ///
+    /// To hand a listener on while keeping it, send a copy; to give it up,
+    /// use [`into_fd`](Self::into_fd): dropping a listener shuts the socket
+    /// down, for every process that holds it.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] when `fd` is not a listening
+    /// `AF_UNIX` stream socket (it is closed then); other errors of the
+    /// checks or of `fcntl(2)`.
+    ///
+    /// ```
+    /// use fdpass_core::socket::{connect, Listener};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("fdpass-doc-from-fd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let first = Listener::bind(dir.join("sock"))?;
+    /// let moved = Listener::from_fd(first.into_fd())?;
+    /// let _client = connect(dir.join("sock"))?;
+    /// assert!(moved.accept().is_ok());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// assert!(Listener::from_fd(read_end.into()).is_err());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Listener> {
+        let fd = adopt::adopt_listening(fd, ListeningFamily::Unix)?;
+        Ok(Listener {
+            socket: SharedSocket::new(fd),
+            path: PathBuf::new(),
+            admit: None,
+        })
     }
 }
 

@@ -112,6 +112,73 @@ impl Listener {
         Ok(Listener { inner, config })
     }
 
+    /// A listener built from a listening `AF_UNIX` stream socket inherited
+    /// or received from another process (see
+    /// [`fdpass_core::socket::Listener::from_fd`] for the checks); accepted
+    /// passers use the default [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] of kind `InvalidInput` when `fd` is not a listening
+    /// `AF_UNIX` stream socket; `fd` is closed then.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-mio-doc-from-fd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let old = fdpass_mio::Listener::bind(dir.join("sock"))?;
+    /// let moved = fdpass_mio::Listener::from_fd(old.into_fd())?;
+    /// let _client = fdpass_mio::Passer::connect(dir.join("sock"))?;
+    /// assert!(moved.accept()?.is_some());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Listener, Error> {
+        Listener::from_fd_with_config(fd, Config::default())
+    }
+
+    /// As [`from_fd`](Self::from_fd); accepted passers use `config`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-mio-doc-from-fd-config-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let old = fdpass_mio::Listener::bind(dir.join("sock"))?;
+    /// let config = fdpass_mio::Config::default().with_max_fds_per_message(1);
+    /// let _moved = fdpass_mio::Listener::from_fd_with_config(old.into_fd(), config)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_fd_with_config(
+        fd: std::os::fd::OwnedFd,
+        config: Config,
+    ) -> Result<Listener, Error> {
+        config.validate()?;
+        let inner = fdpass_core::socket::Listener::from_fd(fd)?;
+        Ok(Listener { inner, config })
+    }
+
+    /// Gives the listening socket up, open and listening, with the
+    /// connections waiting to be accepted still queued, for example to hand
+    /// it to a successor. Deregister it from the registry first. Dropping the
+    /// listener instead shuts the socket down for every process that holds
+    /// it. A peer check does not travel with it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-mio-doc-into-fd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_mio::Listener::bind(dir.join("sock"))?;
+    /// let _client = fdpass_mio::Passer::connect(dir.join("sock"))?;
+    /// let std_listener = std::os::unix::net::UnixListener::from(listener.into_fd());
+    /// assert!(std_listener.accept().is_ok());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn into_fd(self) -> std::os::fd::OwnedFd {
+        self.inner.into_fd()
+    }
+
     /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
     /// connect time) pass `check`. [`accept`](Self::accept) closes and skips
     /// the connections of refused peers: a refusal is never an error, so an
@@ -175,7 +242,8 @@ impl Listener {
         }
     }
 
-    /// The path the listener is bound at.
+    /// The path the listener is bound at (empty for one built with
+    /// `from_fd`, which cannot know it).
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -101,16 +101,101 @@ impl Listener {
         // Refuse a bad config now rather than at every accept.
         config.validate()?;
         let bound = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
-        // The core listener is created non-blocking already (a copy shares
-        // that flag).
-        let copy = bound.as_fd().try_clone_to_owned()?;
-        let inner = Async::new_nonblocking(UnixListener::from(copy))?;
-        Ok(Listener {
-            inner,
-            bound,
-            config,
-            peer_check: None,
-        })
+        Listener::register(bound, config)
+    }
+
+    /// A listener built from a listening `AF_UNIX` stream socket inherited
+    /// or received from another process (see
+    /// [`fdpass_core::socket::Listener::from_fd`] for the checks); accepted
+    /// passers use the default [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] of kind `InvalidInput` when `fd` is not a listening
+    /// `AF_UNIX` stream socket; `fd` is closed then (closed, never shut
+    /// down: other processes holding the socket keep serving).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # smol::block_on(async {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-from-fd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let old = fdpass_smol::Listener::bind(dir.join("sock"))?;
+    /// let moved = fdpass_smol::Listener::from_fd(old.into_fd())?;
+    /// let (_client, _server) = futures_util::try_join!(fdpass_smol::Passer::connect(dir.join("sock")), moved.accept())?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Listener, Error> {
+        Listener::from_fd_with_config(fd, Config::default())
+    }
+
+    /// As [`from_fd`](Self::from_fd); accepted passers use `config`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-from-fd-config-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let old = fdpass_smol::Listener::bind(dir.join("sock"))?;
+    /// let config = fdpass_smol::Config::default().with_max_fds_per_message(1);
+    /// let _moved = fdpass_smol::Listener::from_fd_with_config(old.into_fd(), config)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_fd_with_config(
+        fd: std::os::fd::OwnedFd,
+        config: Config,
+    ) -> Result<Listener, Error> {
+        config.validate()?;
+        let bound = fdpass_core::socket::Listener::from_fd(fd)?;
+        Listener::register(bound, config)
+    }
+
+    /// Registers a copy of `bound`'s socket with the reactor. On failure the
+    /// socket is closed without being shut down: it may be one another
+    /// process still serves on.
+    fn register(bound: fdpass_core::socket::Listener, config: Config) -> Result<Listener, Error> {
+        // The core listener is non-blocking already (a copy shares that flag).
+        let registered = bound
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(|copy| Async::new_nonblocking(UnixListener::from(copy)));
+        match registered {
+            Ok(inner) => Ok(Listener {
+                inner,
+                bound,
+                config,
+                peer_check: None,
+            }),
+            Err(e) => {
+                drop(bound.into_fd());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Gives the listening socket up, for example to hand it to a
+    /// successor: it is removed from the reactor and returned open and
+    /// listening, with the connections waiting to be accepted still queued.
+    /// Dropping the listener instead shuts the socket down for every process
+    /// that holds it. A peer check does not travel with it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-smol-doc-into-fd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_smol::Listener::bind(dir.join("sock"))?;
+    /// let _client = std::os::unix::net::UnixStream::connect(dir.join("sock"))?;
+    /// let std_listener = std::os::unix::net::UnixListener::from(listener.into_fd());
+    /// assert!(std_listener.accept().is_ok());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn into_fd(self) -> std::os::fd::OwnedFd {
+        let Listener { inner, bound, .. } = self;
+        drop(inner);
+        bound.into_fd()
     }
 
     /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
@@ -186,7 +271,8 @@ impl Listener {
         }
     }
 
-    /// The path the listener is bound at.
+    /// The path the listener is bound at (empty for one built with
+    /// `from_fd`, which cannot know it).
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -83,6 +83,7 @@ mod listener;
 mod passer;
 mod reactor;
 mod stream;
+pub mod upgrade;
 
 pub use crate::futures::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
 pub use fdpass_core::child::InheritError;

@@ -110,14 +110,106 @@ impl Listener {
         // anything is bound.
         crate::reactor::require_runtime("a listener")?;
         let bound = fdpass_core::socket::Listener::bind_with_mode(path, mode)?;
-        let copy = bound.as_fd().try_clone_to_owned()?;
-        let std = std::os::unix::net::UnixListener::from(copy);
-        Ok(Listener {
-            inner: tokio::net::UnixListener::from_std(std)?,
-            bound,
-            config,
-            peer_check: None,
-        })
+        Listener::register(bound, config)
+    }
+
+    /// A listener built from a listening `AF_UNIX` stream socket inherited
+    /// or received from another process (see
+    /// [`fdpass_core::socket::Listener::from_fd`] for the checks); accepted
+    /// passers use the default [`Config`]. Inside a tokio runtime only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] of kind `InvalidInput` when `fd` is not a listening
+    /// `AF_UNIX` stream socket, or outside a runtime; `fd` is closed then
+    /// (closed, never shut down: other processes holding the socket keep
+    /// serving).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-from-fd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let old = fdpass_tokio::Listener::bind(dir.join("sock"))?;
+    /// let moved = fdpass_tokio::Listener::from_fd(old.into_fd())?;
+    /// let (_client, _server) = tokio::try_join!(fdpass_tokio::Passer::connect(dir.join("sock")), moved.accept())?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Listener, Error> {
+        Listener::from_fd_with_config(fd, Config::default())
+    }
+
+    /// As [`from_fd`](Self::from_fd); accepted passers use `config`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-from-fd-config-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let old = fdpass_tokio::Listener::bind(dir.join("sock"))?;
+    /// let config = fdpass_tokio::Config::default().with_max_fds_per_message(1);
+    /// let _moved = fdpass_tokio::Listener::from_fd_with_config(old.into_fd(), config)?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_fd_with_config(
+        fd: std::os::fd::OwnedFd,
+        config: Config,
+    ) -> Result<Listener, Error> {
+        config.validate()?;
+        crate::reactor::require_runtime("a listener")?;
+        let bound = fdpass_core::socket::Listener::from_fd(fd)?;
+        Listener::register(bound, config)
+    }
+
+    /// Registers a copy of `bound`'s socket with the runtime. On failure the
+    /// socket is closed without being shut down: it may be one another
+    /// process still serves on.
+    fn register(bound: fdpass_core::socket::Listener, config: Config) -> Result<Listener, Error> {
+        let registered = bound
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::os::unix::net::UnixListener::from)
+            .and_then(tokio::net::UnixListener::from_std);
+        match registered {
+            Ok(inner) => Ok(Listener {
+                inner,
+                bound,
+                config,
+                peer_check: None,
+            }),
+            Err(e) => {
+                drop(bound.into_fd());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Gives the listening socket up, for example to hand it to a
+    /// successor: it is deregistered from the runtime and returned open and
+    /// listening, with the connections waiting to be accepted still queued.
+    /// Dropping the listener instead shuts the socket down for every process
+    /// that holds it. A peer check does not travel with it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("fdpass-tokio-doc-into-fd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let listener = fdpass_tokio::Listener::bind(dir.join("sock"))?;
+    /// let client = fdpass_tokio::Passer::connect(dir.join("sock")).await?;
+    /// // The waiting connection stays queued in the socket given up.
+    /// let socket = listener.into_fd();
+    /// let std_listener = std::os::unix::net::UnixListener::from(socket);
+    /// assert!(std_listener.accept().is_ok());
+    /// # drop(client); std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn into_fd(self) -> std::os::fd::OwnedFd {
+        let Listener { inner, bound, .. } = self;
+        drop(inner);
+        bound.into_fd()
     }
 
     /// Admits only peers whose credentials (`SO_PEERCRED`: pid, uid, gid at
@@ -187,7 +279,8 @@ impl Listener {
         }
     }
 
-    /// The path the listener is bound at.
+    /// The path the listener is bound at (empty for one built with
+    /// `from_fd`, which cannot know it).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
