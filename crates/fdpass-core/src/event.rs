@@ -58,9 +58,12 @@ pub struct RecvToken(pub u64);
 #[non_exhaustive]
 pub enum Event {
     /// Every push (descriptor or message) up to and including this token is
-    /// in the kernel's hands and our copies of its descriptors are closed.
-    /// One event covers a whole `sendmsg`, so it may acknowledge several
-    /// pushes at once.
+    /// in the kernel's hands, bytes and descriptors, and our copies of its
+    /// descriptors are closed. One event covers a whole `sendmsg`, so it may
+    /// acknowledge several pushes at once. On the native wire, after a partial
+    /// write, it comes once the owed bytes are written too (a push whose
+    /// `sendmsg` failed half-written is neither acknowledged nor handed
+    /// back: the kernel has its descriptors, the peer may not read it whole).
     Sent(SendToken),
     /// A descriptor arrived for the oldest outstanding receive request. It is
     /// close-on-exec.

@@ -116,6 +116,9 @@ pub struct Passer<S: Sys = SystemCalls> {
     read_blocked: bool,
     /// The last send attempt ended in `EAGAIN`.
     write_blocked: bool,
+    /// The token to report once the owed bytes of a partly written
+    /// `sendmsg` are written.
+    sent_once_owed_paid: Option<SendToken>,
     send_retry: Retry,
     recv_retry: Retry,
     /// What [`Passer::stats`] reports besides the queues and the retries.
@@ -252,6 +255,7 @@ impl<S: Sys> Passer<S> {
             hangup_blocked: false,
             read_blocked: false,
             write_blocked: false,
+            sent_once_owed_paid: None,
             send_retry: Retry::new(config.retry),
             recv_retry: Retry::new(config.retry),
             counters: Counters::default(),
@@ -1742,7 +1746,16 @@ impl<S: Sys> Passer<S> {
         if self.send.owes() {
             match self.sys.sendmsg(self.socket.as_fd(), self.send.owed(), &[]) {
                 Ok(0) => self.write_blocked = true,
-                Ok(written) => self.send.pay_owed(written),
+                Ok(written) => {
+                    self.send.pay_owed(written);
+                    // The last bytes of a partly written `sendmsg` went:
+                    // its pushes are now wholly in the kernel's hands.
+                    if !self.send.owes() {
+                        if let Some(token) = self.sent_once_owed_paid.take() {
+                            self.events.push_back(Event::Sent(token));
+                        }
+                    }
+                }
                 Err(e) => self.on_send_error(e, now),
             }
             return;
@@ -1784,8 +1797,17 @@ impl<S: Sys> Passer<S> {
                 if let Some(waited) = self.send_retry.succeeded(now) {
                     diagnostics::send_backpressure_ended(self.socket.as_raw_fd(), waited);
                 }
-                if let Some(token) = token {
-                    self.events.push_back(Event::Sent(token));
+                match token {
+                    // Native wire, part of the bytes still owed: until they
+                    // are written the peer cannot read the last frame whole
+                    // (a drop now would cut it), so it is not sent yet. The
+                    // classic wire's owed bytes are padding the receiver
+                    // does without: its descriptors are what was sent.
+                    Some(token) if self.send.owes() && self.inbound.is_some() => {
+                        self.sent_once_owed_paid = Some(token)
+                    }
+                    Some(token) => self.events.push_back(Event::Sent(token)),
+                    None => {}
                 }
             }
             Err(e) => self.on_send_error(e, now),

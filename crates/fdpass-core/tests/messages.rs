@@ -395,3 +395,52 @@ fn a_peek_that_ends_where_a_buffer_ends_never_takes_the_next_buffer_descriptors(
     });
     assert!(matches!(end, Some(Event::Closed)), "{end:?}");
 }
+
+#[test]
+fn sent_comes_only_once_a_partly_written_message_is_wholly_written() {
+    let (x, y) = fdpass_core::socket::pair().unwrap();
+    // A small send buffer: the kernel takes a large message in parts.
+    rustix::net::sockopt::set_socket_send_buffer_size(&x, 4096).unwrap();
+    let config = Config::default().with_max_payload_len(1 << 20);
+    let mut a = Passer::new(x, config).unwrap();
+    let mut b = Passer::new(y, config).unwrap();
+    exchange_hellos(&mut a, &mut b);
+    let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    a.push_send_message(Message::new(payload.clone(), vec![numbered_pipe(5)]))
+        .unwrap();
+    a.handle_writable(Instant::now());
+    assert!(
+        a.poll_event().is_none(),
+        "part of the message is still owed: not sent yet"
+    );
+    // The receiver reads; the sender writes the rest and then, at its Sent,
+    // goes away at once: the peer still gets the whole message.
+    b.push_recv_message().unwrap();
+    let mut got = None;
+    let mut sender = Some(a);
+    let mut closed = false;
+    let mut b_only = [&mut b];
+    drive(&mut b_only, |passers, events| {
+        if let Some(a) = sender.as_mut() {
+            a.handle_writable(Instant::now());
+            if let Some(event) = a.poll_event() {
+                assert!(matches!(event, Event::Sent(_)), "{event:?}");
+                sender = None; // dropped right after Sent
+            }
+        }
+        for (_, event) in events {
+            match event {
+                Event::ReceivedMessage(_, m) => {
+                    got = Some(m);
+                    passers[0].push_recv_message().unwrap();
+                }
+                Event::Closed => closed = true,
+                other => panic!("{other:?}"),
+            }
+        }
+        closed
+    });
+    let got = got.expect("the message, whole");
+    assert_eq!(got.payload, payload);
+    assert_eq!(numbers(got.fds), [5]);
+}
