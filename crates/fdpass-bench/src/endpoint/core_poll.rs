@@ -3,11 +3,17 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use fdpass_core::{Config, Event, Passer, Want};
+use fdpass_core::{Config, Event, Message, Passer, Want};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::{closed, take_message, Endpoint};
+use super::{closed, take_message, Endpoint, PAYLOAD};
+use crate::case::Load;
 use crate::BoxError;
+
+/// Messages the sender of a message case queues before it waits for the
+/// kernel to take them: a deep queue, without holding a whole repetition's
+/// payload at once.
+const MESSAGE_WINDOW: usize = 1024;
 
 pub struct CorePoll {
     passer: Passer,
@@ -152,5 +158,75 @@ impl Endpoint for CorePoll {
             send_one(&mut self.passer, fd)?;
         }
         Ok(())
+    }
+
+    /// `push_send_message` for up to [`MESSAGE_WINDOW`] messages, then the
+    /// loop until the kernel took the last of them, again until all are sent.
+    fn send_messages(&mut self, load: Load, n: usize, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
+        let payload = &PAYLOAD[..load.payload_len()];
+        let mut fds = fds.into_iter();
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(MESSAGE_WINDOW);
+            left -= k;
+            let mut last = None;
+            for _ in 0..k {
+                let message =
+                    Message::new(payload.to_vec(), fds.by_ref().take(load.fds()).collect());
+                last = Some(
+                    self.passer
+                        .push_send_message(message)
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let Some(last) = last else { break };
+            run(&mut self.passer, |_, event| {
+                Ok(matches!(event, Event::Sent(t) if t >= last))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// One message request at a time; after each `ReceivedMessage`, the
+    /// rest already read with `try_recv_message`.
+    fn recv_messages(&mut self, load: Load, n: usize) -> Result<(), BoxError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let check = |message: Message| -> Result<(), BoxError> {
+            if message.payload.len() != load.payload_len() || message.fds.len() != load.fds() {
+                return Err(format!(
+                    "expected {} bytes and {} descriptors, got {} and {}",
+                    load.payload_len(),
+                    load.fds(),
+                    message.payload.len(),
+                    message.fds.len()
+                )
+                .into());
+            }
+            Ok(())
+        };
+        self.passer.push_recv_message()?;
+        let mut got = 0;
+        run(&mut self.passer, |passer, event| match event {
+            Event::ReceivedMessage(_, message) => {
+                check(message)?;
+                got += 1;
+                while got < n {
+                    let Some((_, message)) = passer.try_recv_message() else {
+                        break;
+                    };
+                    check(message)?;
+                    got += 1;
+                }
+                if got < n {
+                    passer.push_recv_message()?;
+                }
+                Ok(got == n)
+            }
+            Event::RecvRefused(_, e) => Err(e.into()),
+            Event::Closed => Err(closed()),
+            _ => Ok(false),
+        })
     }
 }
