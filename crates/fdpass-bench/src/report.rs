@@ -445,9 +445,9 @@ impl<'a> Report<'a> {
              with `max_fds_per_message` N. Target: native ≥ 0.95× classic at the default \
              batch.\n\n\
              | implementation | fds/msg | receive | classic (M fd/s) | native (M fd/s) \
-             | native ÷ classic | target ≥ 0.95× | CPU per fd, classic (µs) | native (µs) \
-             | native ÷ classic CPU | round trip classic (µs) | native (µs) |\n\
-             |---|--:|---|--:|--:|--:|---|--:|--:|--:|--:|--:|\n",
+             | native ÷ classic | in each run | target ≥ 0.95× | CPU per fd, classic (µs) \
+             | native (µs) | native ÷ classic CPU | round trip classic (µs) | native (µs) |\n\
+             |---|--:|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|\n",
         );
         let mut cases = Vec::new();
         for imp in Imp::FDPASS {
@@ -478,13 +478,14 @@ impl<'a> Report<'a> {
             let (cc, nc) = (self.cpu(classic), self.cpu(native));
             let _ = writeln!(
                 t,
-                "| {} | {} | {} | {} | {} | {} | {target} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {target} | {} | {} | {} | {} | {} |",
                 classic.imp.label(),
                 classic.batch,
                 recv_label(classic.recv),
                 us(c, 1e-6),
                 us(n, 1e-6),
                 show_ratio(r),
+                self.per_run_ratios(native, classic),
                 us(cc, 1e-3),
                 us(nc, 1e-3),
                 show_ratio(ratio(nc, cc)),
@@ -559,9 +560,10 @@ impl<'a> Report<'a> {
              limit). The raw receiver reads whatever has arrived and counts bytes and \
              descriptors.\n\n\
              | message | implementation | messages per `sendmsg` | receive | messages/s | spread \
-             | payload MB/s | × raw 1/send | × raw batched | CPU per message, send + recv (µs) \
-             | × raw batched CPU | allocations per message (send / recv) |\n\
-             |---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+             | payload MB/s | × raw 1/send | × raw batched | in each run \
+             | CPU per message, send + recv (µs) | × raw batched CPU \
+             | allocations per message (send / recv) |\n\
+             |---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for case in message_cases() {
             let Some(m) = self.by_case.get(&case) else {
@@ -600,7 +602,7 @@ impl<'a> Report<'a> {
             };
             let _ = writeln!(
                 t,
-                "| {} | {} | {per_send} | {} | {} | {:.0}% | {:.1} | {} | {} | {} | {} | {allocs} |",
+                "| {} | {} | {per_send} | {} | {} | {:.0}% | {:.1} | {} | {} | {} | {} | {} | {allocs} |",
                 load.label(),
                 case.label(),
                 recv_label(case.recv),
@@ -609,6 +611,11 @@ impl<'a> Report<'a> {
                 median(&m.throughput) * load.payload_len() as f64 / 1e6,
                 show_ratio(ratio(tput, raw_one)),
                 show_ratio(ratio(tput, self.throughput(raw_batched))),
+                if case.imp == Imp::Raw {
+                    "–".to_string()
+                } else {
+                    self.per_run_ratios(case, raw_batched)
+                },
                 self.cpu_split(case).map_or_else(
                     || "–".to_string(),
                     |(send, recv)| format!("{:.2} + {:.2}", send / 1e3, recv / 1e3)
@@ -617,6 +624,23 @@ impl<'a> Report<'a> {
             );
         }
         t
+    }
+
+    /// `case`'s throughput over `reference`'s in each run, when the figures
+    /// are the medians of several runs ("–" for a single run).
+    fn per_run_ratios(&self, case: Case, reference: Case) -> String {
+        let (Some(a), Some(b)) = (self.by_case.get(&case), self.by_case.get(&reference)) else {
+            return "–".to_string();
+        };
+        if self.context.runs < 2 || a.throughput.len() != b.throughput.len() {
+            return "–".to_string();
+        }
+        a.throughput
+            .iter()
+            .zip(&b.throughput)
+            .map(|(x, y)| format!("{:.2}", x / y))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// What the sweep says about the batch size.

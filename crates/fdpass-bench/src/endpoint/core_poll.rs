@@ -82,6 +82,39 @@ fn run(
     }
 }
 
+/// Drives `passer` until it has nothing left to write. After the last
+/// `Sent` event bytes of the last `sendmsg` may still be owed: the kernel
+/// took its descriptors with the first part of its bytes, and reports them
+/// sent, but the peer needs the rest to complete the frames (a 4 KiB
+/// message's, or a long batch's, when the socket buffer was nearly full).
+fn finish_writing(passer: &mut Passer) -> Result<(), BoxError> {
+    loop {
+        while let Some(event) = passer.poll_event() {
+            if let Event::Failed(e) = event {
+                return Err(e.into());
+            }
+        }
+        let now = Instant::now();
+        passer.handle_timeout(now);
+        let deadline = passer.poll_timeout();
+        match passer.interest().write {
+            Want::Now => passer.handle_writable(now),
+            Want::WhenReady => {
+                let mut fds = [PollFd::from_borrowed_fd(passer.as_fd(), PollFlags::OUT)];
+                let timeout = Timespec::try_from(Duration::from_secs(10))?;
+                poll(&mut fds, Some(&timeout))?;
+                passer.handle_writable(Instant::now());
+            }
+            // A send back-off: wait for its retry.
+            _ if deadline.is_some() => {
+                let wait = deadline.map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+                std::thread::sleep(wait);
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Waits for the `Received` event of the one outstanding request.
 fn recv_one(passer: &mut Passer) -> Result<OwnedFd, BoxError> {
     passer.push_recv()?;
@@ -102,7 +135,8 @@ fn send_one(passer: &mut Passer, fd: OwnedFd) -> Result<(), BoxError> {
     let token = passer.push_send(fd)?;
     run(passer, |_, event| {
         Ok(matches!(event, Event::Sent(t) if t >= token))
-    })
+    })?;
+    finish_writing(passer)
 }
 
 impl Endpoint for CorePoll {
@@ -112,7 +146,8 @@ impl Endpoint for CorePoll {
         };
         run(&mut self.passer, |_, event| {
             Ok(matches!(event, Event::Sent(t) if t >= last))
-        })
+        })?;
+        finish_writing(&mut self.passer)
     }
 
     /// One request at a time; after each `Received`, the rest of that
@@ -184,7 +219,7 @@ impl Endpoint for CorePoll {
                 Ok(matches!(event, Event::Sent(t) if t >= last))
             })?;
         }
-        Ok(())
+        finish_writing(&mut self.passer)
     }
 
     /// One message request at a time; after each `ReceivedMessage`, the
