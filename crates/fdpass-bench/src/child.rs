@@ -4,7 +4,8 @@
 //! steers it over its standard input and output, one line per command, so
 //! that the socket carries nothing but the measured traffic:
 //!
-//! - `recv N`: receive N descriptors, closing each; answers
+//! - `recv N`: receive N descriptors (or, in a message case, N messages),
+//!   closing each; answers
 //!   `ok ALLOCATIONS CPU_NANOS` (allocations this process made meanwhile, and
 //!   the CPU time it used).
 //! - `echo N`: send back each of N descriptors as it arrives; answers the same.
@@ -16,7 +17,7 @@ use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 
 use fdpass_core::child::{adopt_inherited, Handoff};
 
-use crate::case::Case;
+use crate::case::{Case, Load};
 use crate::{alloc, endpoint, pin, BoxError};
 
 /// The parent's handle on a running child.
@@ -114,7 +115,8 @@ pub fn serve(case: &str) -> Result<(), BoxError> {
         let before = alloc::allocations();
         let cpu_before = alloc::cpu_nanos();
         match verb {
-            "recv" => endpoint.recv_n(count)?,
+            "recv" if case.load == Load::Fds => endpoint.recv_n(count)?,
+            "recv" => endpoint.recv_messages(case.load, count)?,
             "echo" => endpoint.echo(count)?,
             "echo-pinned" => {
                 let cpu: usize = words

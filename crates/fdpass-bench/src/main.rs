@@ -5,7 +5,7 @@
 //! `docs/performance.md` and `docs/throughput-vs-batch.svg`.
 //!
 //! ```text
-//! cargo run --release -p fdpass-bench             # the full run, a few minutes
+//! cargo run --release -p fdpass-bench             # the full run, 3 runs of a few minutes
 //! cargo run --release -p fdpass-bench -- --quick  # seconds: proves it still runs
 //! ```
 //!
@@ -38,11 +38,15 @@ static ALLOCATOR: alloc::Counting = alloc::Counting;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "\
-usage: fdpass-bench [--quick] [--only TEXT] [--out DIR] [--fds N]
+usage: fdpass-bench [--quick] [--runs N] [--only TEXT] [--out DIR] [--fds N]
 
   --quick      a few seconds of tiny runs, to prove the benchmark still works;
                its report goes to a temporary directory, removed afterwards
-  --only TEXT  only the cases whose name contains TEXT (for example core:1:);
+  --runs N     measure everything N times over, each run with fresh child
+               processes, and report the median of the runs' figures
+               (default 3 for a full run, 1 otherwise)
+  --only TEXT  only the cases whose name contains TEXT (for example
+               core:native:128:);
                several texts separated by commas select every case any names
   --out DIR    where to write performance.md and throughput-vs-batch.svg
                (default: the workspace's docs directory for a full run, a
@@ -54,6 +58,7 @@ usage: fdpass-bench [--quick] [--only TEXT] [--out DIR] [--fds N]
 #[derive(Debug, Default)]
 pub struct Options {
     pub quick: bool,
+    pub runs: Option<usize>,
     pub only: Option<String>,
     pub out: Option<PathBuf>,
     pub fds: Option<usize>,
@@ -66,6 +71,7 @@ impl Options {
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => options.quick = true,
+                "--runs" => options.runs = Some(args.next().ok_or(USAGE)?.parse()?),
                 "--only" => options.only = Some(args.next().ok_or(USAGE)?.clone()),
                 "--out" => options.out = Some(args.next().ok_or(USAGE)?.into()),
                 "--fds" => options.fds = Some(args.next().ok_or(USAGE)?.parse()?),
@@ -155,46 +161,19 @@ fn run(options: Options) -> Result<(), BoxError> {
             }
         })
         .collect();
-    // Progress on one rewritten line at a terminal, a line per round otherwise.
-    let tty = std::io::stderr().is_terminal();
-    let mut running = Vec::new();
-    for (i, planned) in plan.iter().enumerate() {
-        if tty {
-            eprint!("\rstarting and warming up case {}/{}   ", i + 1, plan.len());
+    let partial = options.quick || options.only.is_some() || options.fds.is_some();
+    let runs = options.runs.unwrap_or(if partial { 1 } else { 3 }).max(1);
+    let mut all_runs = Vec::new();
+    for run in 0..runs {
+        if runs > 1 {
+            eprintln!("run {}/{runs}", run + 1);
         }
-        running.push(
-            measure::start(*planned, &budget, &origin)
-                .map_err(|e| format!("case {}: {e}", planned.case))?,
-        );
+        all_runs.push(measure_once(&plan, &budget, &origin)?);
     }
-    if tty {
-        eprintln!();
-    }
-    eprintln!("{} cases started and warmed up", plan.len());
-    for rep in 0..budget.reps {
-        for (i, case) in running.iter_mut().enumerate() {
-            if tty {
-                eprint!(
-                    "\rrepetition {}/{}, case {}/{}   ",
-                    rep + 1,
-                    budget.reps,
-                    i + 1,
-                    plan.len()
-                );
-            }
-            case.repeat(&budget, &origin)
-                .map_err(|e| format!("case {}: {e}", case.case()))?;
-        }
-        if tty {
-            eprintln!();
-        }
-        eprintln!("repetition {}/{} done", rep + 1, budget.reps);
-    }
-    let mut results = Vec::new();
-    for case in running {
-        let measured = case.finish()?;
+    let results = measure::merge_runs(all_runs)?;
+    for measured in &results {
         eprintln!(
-            "{:<28} {:>8.3} M fd/s{}",
+            "{:<36} {:>8.3} M/s{}",
             measured.planned.case.to_string(),
             measure::median(&measured.throughput) / 1e6,
             if measured.round_trip.is_empty() {
@@ -206,7 +185,6 @@ fn run(options: Options) -> Result<(), BoxError> {
                 )
             }
         );
-        results.push(measured);
     }
 
     let idle_wanted = if options.quick { 200 } else { 10_000 };
@@ -225,6 +203,7 @@ fn run(options: Options) -> Result<(), BoxError> {
 
     let context = report::Context {
         load_before,
+        runs,
         quick: options.quick,
         descriptor_limit: limit,
         budget,
@@ -235,7 +214,6 @@ fn run(options: Options) -> Result<(), BoxError> {
     println!("{}", report.main_table());
 
     // Only a full run of every case replaces the published report.
-    let partial = options.quick || options.only.is_some() || options.fds.is_some();
     let out = match (&options.out, partial) {
         (Some(dir), _) => dir.clone(),
         (None, false) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs")),
@@ -255,4 +233,49 @@ fn run(options: Options) -> Result<(), BoxError> {
         eprintln!("wrote {} and {}", doc.display(), svg.display());
     }
     Ok(())
+}
+
+/// One run: every case of `plan` started and warmed up, then the
+/// repetitions round all of them in turn; each case's measurements.
+fn measure_once(
+    plan: &[case::Planned],
+    budget: &measure::Budget,
+    origin: &std::os::fd::OwnedFd,
+) -> Result<Vec<measure::Measured>, BoxError> {
+    // Progress on one rewritten line at a terminal, a line per round otherwise.
+    let tty = std::io::stderr().is_terminal();
+    let mut running = Vec::new();
+    for (i, planned) in plan.iter().enumerate() {
+        if tty {
+            eprint!("\rstarting and warming up case {}/{}   ", i + 1, plan.len());
+        }
+        running.push(
+            measure::start(*planned, budget, origin)
+                .map_err(|e| format!("case {}: {e}", planned.case))?,
+        );
+    }
+    if tty {
+        eprintln!();
+    }
+    eprintln!("{} cases started and warmed up", plan.len());
+    for rep in 0..budget.reps {
+        for (i, case) in running.iter_mut().enumerate() {
+            if tty {
+                eprint!(
+                    "\rrepetition {}/{}, case {}/{}   ",
+                    rep + 1,
+                    budget.reps,
+                    i + 1,
+                    plan.len()
+                );
+            }
+            case.repeat(budget, origin)
+                .map_err(|e| format!("case {}: {e}", case.case()))?;
+        }
+        if tty {
+            eprintln!();
+        }
+        eprintln!("repetition {}/{} done", rep + 1, budget.reps);
+    }
+    running.into_iter().map(measure::Running::finish).collect()
 }

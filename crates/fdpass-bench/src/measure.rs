@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::case::Planned;
+use crate::case::{Load, Planned};
 use crate::child::Child;
 use crate::{alloc, endpoint, pin, BoxError};
 
@@ -223,8 +223,9 @@ impl Running {
         })
     }
 
-    /// Sends `n` pre-created descriptors; the time runs from the first send
-    /// until the receiver reports that it has closed the last one.
+    /// Sends `n` pre-created descriptors (or `n` messages of the case's
+    /// load); the time runs from the first send until the receiver reports
+    /// that it has closed the last one.
     fn throughput(
         &mut self,
         n: usize,
@@ -238,7 +239,8 @@ impl Running {
         while left > 0 {
             let k = left.min(chunk);
             left -= k;
-            let fds = (0..k)
+            let load = self.planned.case.load;
+            let fds = (0..k * load.fds())
                 .map(|_| rustix::io::fcntl_dupfd_cloexec(origin.as_fd(), 0))
                 .collect::<Result<Vec<_>, _>>()?;
             let command = format!("recv {k}");
@@ -246,7 +248,11 @@ impl Running {
             let cpu_before = alloc::cpu_nanos();
             let before = alloc::allocations();
             let start = Instant::now();
-            self.endpoint.send_all(fds)?;
+            if load == Load::Fds {
+                self.endpoint.send_all(fds)?;
+            } else {
+                self.endpoint.send_messages(load, k, fds)?;
+            }
             let sender = alloc::allocations() - before;
             let (receiver, receiver_cpu) = self.child.answer()?;
             elapsed += start.elapsed();
@@ -294,6 +300,57 @@ impl Running {
         }
         Ok(median(&each))
     }
+}
+
+/// Several runs of the same plan as one set of measurements: each figure
+/// becomes the list of the runs' medians, in run order, so that the report's
+/// median is the median of the runs and its spread the runs' disagreement.
+/// With one run, that run's repetitions are kept as they are. Allocations
+/// are the last run's (its steady state).
+pub fn merge_runs(mut runs: Vec<Vec<Measured>>) -> Result<Vec<Measured>, BoxError> {
+    if runs.len() <= 1 {
+        return Ok(runs.pop().unwrap_or_default());
+    }
+    let last = runs.pop().unwrap_or_default();
+    let mut merged = Vec::with_capacity(last.len());
+    for (i, last) in last.into_iter().enumerate() {
+        let mut all: Vec<&Measured> = Vec::with_capacity(runs.len() + 1);
+        for run in &runs {
+            let m = run.get(i).ok_or("runs measured different cases")?;
+            if m.planned.case != last.planned.case {
+                return Err("runs measured different cases".into());
+            }
+            all.push(m);
+        }
+        all.push(&last);
+        let medians = |pick: fn(&Measured) -> &Vec<f64>| -> Vec<f64> {
+            all.iter()
+                .map(|m| pick(m))
+                .filter(|v| !v.is_empty())
+                .map(|v| median(v))
+                .collect()
+        };
+        let throughput = medians(|m| &m.throughput);
+        let round_trip = medians(|m| &m.round_trip);
+        let round_trip_pinned = medians(|m| &m.round_trip_pinned);
+        let cpu_per_fd = all
+            .iter()
+            .filter(|m| !m.cpu_per_fd.is_empty())
+            .map(|m| {
+                let send: Vec<f64> = m.cpu_per_fd.iter().map(|c| c.0).collect();
+                let recv: Vec<f64> = m.cpu_per_fd.iter().map(|c| c.1).collect();
+                (median(&send), median(&recv))
+            })
+            .collect();
+        merged.push(Measured {
+            throughput,
+            round_trip,
+            round_trip_pinned,
+            cpu_per_fd,
+            ..last.clone()
+        });
+    }
+    Ok(merged)
 }
 
 /// The median of `samples` (which must not be empty).

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::case::{Case, Imp, Recv, SWEEP};
+use crate::case::{message_cases, Case, Imp, Load, Recv, WireKind, PAGES_PER_SEND, SWEEP};
 use crate::idle::Footprint;
 use crate::measure::{median, spread, Budget, Measured};
 
@@ -22,6 +22,8 @@ fn default_batch() -> usize {
 pub struct Context {
     /// The 1-minute load average when the run started.
     pub load_before: f64,
+    /// Whole runs of every case, each with fresh child processes.
+    pub runs: usize,
     pub quick: bool,
     pub descriptor_limit: usize,
     pub budget: Budget,
@@ -181,7 +183,7 @@ impl<'a> Report<'a> {
             let _ = writeln!(
                 t,
                 "| {} | {} | {} | {:.1} ({:.0}%) | {} | {} | {:.1} ({:.0}%) | {} | {} |",
-                case.imp.label(),
+                case.label(),
                 case.batch,
                 recv_label(case.recv),
                 rt * 1e6,
@@ -207,15 +209,19 @@ impl<'a> Report<'a> {
             }
         }
         for imp in Imp::FDPASS {
-            for batch in [1, d, 253] {
-                cases.push(Case::new(imp, batch, Recv::Peek));
-            }
-            for batch in [1, 8, d] {
-                cases.push(Case::new(imp, batch, Recv::Sentinel));
+            for wire in [WireKind::Classic, WireKind::Native] {
+                for batch in [1, d, 253] {
+                    cases.push(Case::new(imp, batch, Recv::Peek).on(wire));
+                }
+                for batch in [1, 8, d] {
+                    cases.push(Case::new(imp, batch, Recv::Sentinel).on(wire));
+                }
             }
         }
         for imp in Imp::OTHER_SENDERS {
-            cases.push(Case::new(imp, d, Recv::Peek));
+            for wire in [WireKind::Classic, WireKind::Native] {
+                cases.push(Case::new(imp, d, Recv::Peek).on(wire));
+            }
         }
         cases.push(Case::new(Imp::Sendfd, 1, Recv::Plain));
         cases.push(Case::new(Imp::Sendfd, d, Recv::Plain));
@@ -253,7 +259,7 @@ impl<'a> Report<'a> {
             let _ = writeln!(
                 t,
                 "| {} | {} | {} | {} | {:.0}% | {} | {} | {} | {} | {} | {} | {} |",
-                case.imp.label(),
+                case.label(),
                 case.batch,
                 recv_label(case.recv),
                 show_rate(median(&m.throughput)),
@@ -291,24 +297,50 @@ impl<'a> Report<'a> {
         sentinel: bool,
         metric: impl Fn(Case) -> Option<f64>,
     ) -> Vec<(String, Vec<(usize, f64)>)> {
-        let mut lines: Vec<(String, Imp, Recv)> = Vec::new();
+        let mut lines: Vec<(String, Imp, Recv, WireKind)> = Vec::new();
         if sentinel {
-            for imp in Imp::FDPASS {
-                lines.push((format!("{} (sentinel)", imp.label()), imp, Recv::Sentinel));
+            for wire in [WireKind::Classic, WireKind::Native] {
+                for imp in Imp::FDPASS {
+                    lines.push((
+                        format!("{} ({}, sentinel)", imp.label(), wire.id()),
+                        imp,
+                        Recv::Sentinel,
+                        wire,
+                    ));
+                }
             }
         } else {
-            lines.push(("raw loop, plain recvmsg".into(), Imp::Raw, Recv::Plain));
-            lines.push(("raw loop, peek + consume".into(), Imp::Raw, Recv::Peek));
-            for imp in Imp::FDPASS {
-                lines.push((format!("{} (peek)", imp.label()), imp, Recv::Peek));
+            lines.push((
+                "raw loop, plain recvmsg".into(),
+                Imp::Raw,
+                Recv::Plain,
+                WireKind::Bare,
+            ));
+            lines.push((
+                "raw loop, peek + consume".into(),
+                Imp::Raw,
+                Recv::Peek,
+                WireKind::Bare,
+            ));
+            // The native wire is swept in fdpass-core only (the adapters at
+            // the headline sizes: see the native wire's own section).
+            let native = [(WireKind::Native, Imp::Core)];
+            let classic = Imp::FDPASS.map(|imp| (WireKind::Classic, imp));
+            for (wire, imp) in classic.into_iter().chain(native) {
+                lines.push((
+                    format!("{} ({}, peek)", imp.label(), wire.id()),
+                    imp,
+                    Recv::Peek,
+                    wire,
+                ));
             }
         }
         lines
             .into_iter()
-            .map(|(name, imp, recv)| {
+            .map(|(name, imp, recv, wire)| {
                 let points: Vec<(usize, f64)> = SWEEP
                     .iter()
-                    .filter_map(|&b| Some((b, metric(Case::new(imp, b, recv))?)))
+                    .filter_map(|&b| Some((b, metric(Case::new(imp, b, recv).on(wire))?)))
                     .collect();
                 (name, points)
             })
@@ -395,6 +427,220 @@ impl<'a> Report<'a> {
             }
         }
         t
+    }
+
+    /// The native wire against the classic one, descriptors only, and the
+    /// message cases against the raw loop sending the same bytes.
+    pub fn native_text(&self) -> String {
+        let d = default_batch();
+        let mut t = String::new();
+        let us = |v: Option<f64>, scale: f64| {
+            v.map_or_else(|| "–".to_string(), |v| format!("{:.2}", v * scale))
+        };
+        t.push_str(
+            "### Descriptors only: the native wire against the classic wire\n\n\
+             The same cases twice in the same run, interleaved: `Wire::Classic { batch: N }` \
+             (one byte per descriptor) and `Wire::Native` (an 8-byte frame header per \
+             descriptor, several frames per `sendmsg`, after a 24-byte hello each way), both \
+             with `max_fds_per_message` N. Target: native ≥ 0.95× classic at the default \
+             batch.\n\n\
+             | implementation | fds/msg | receive | classic (M fd/s) | native (M fd/s) \
+             | native ÷ classic | in each run | target ≥ 0.95× | CPU per fd, classic (µs) \
+             | native (µs) | native ÷ classic CPU | round trip classic (µs) | native (µs) |\n\
+             |---|--:|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|\n",
+        );
+        let mut cases = Vec::new();
+        for imp in Imp::FDPASS {
+            for batch in [1, d, 253] {
+                cases.push(Case::new(imp, batch, Recv::Peek));
+            }
+            cases.push(Case::new(imp, d, Recv::Sentinel));
+        }
+        for imp in Imp::OTHER_SENDERS {
+            cases.push(Case::new(imp, d, Recv::Peek));
+        }
+        let mut ratios = Vec::new();
+        for classic in cases {
+            let native = classic.on(WireKind::Native);
+            let (c, n) = (self.throughput(classic), self.throughput(native));
+            if c.is_none() || n.is_none() {
+                continue;
+            }
+            let r = ratio(n, c);
+            let target = if classic.batch == d {
+                if classic.recv == Recv::Peek && Imp::FDPASS.contains(&classic.imp) {
+                    ratios.extend(r);
+                }
+                verdict(r.map(|r| r >= 0.95)).to_string()
+            } else {
+                "–".to_string()
+            };
+            let (cc, nc) = (self.cpu(classic), self.cpu(native));
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} | {} | {target} | {} | {} | {} | {} | {} |",
+                classic.imp.label(),
+                classic.batch,
+                recv_label(classic.recv),
+                us(c, 1e-6),
+                us(n, 1e-6),
+                show_ratio(r),
+                self.per_run_ratios(native, classic),
+                us(cc, 1e-3),
+                us(nc, 1e-3),
+                show_ratio(ratio(nc, cc)),
+                us(self.round_trip(classic), 1e6),
+                us(self.round_trip(native), 1e6),
+            );
+        }
+        if !ratios.is_empty() {
+            let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let _ = writeln!(
+                t,
+                "\nAt the default batch with the peek reservation, native ÷ classic ranges \
+                 from {lo:.2}× to {hi:.2}× across the five implementations (median {:.2}×).",
+                median(&ratios)
+            );
+        }
+
+        t.push_str(
+            "\n### The sentinel reservation on both wires\n\n\
+             At the default batch: throughput against the raw loop at 253 per message \
+             (target ≥ 0.8×), CPU per descriptor against the raw loop at the same batch \
+             (target ≤ 1.2×), round trip against the raw loop's (target ≤ 1.5×); the raw \
+             loop with plain `recvmsg`, whose kernel work the sentinel shares.\n\n\
+             | implementation | wire | throughput (M fd/s) | × raw 253 | CPU per fd (µs) \
+             | × raw CPU | round trip (µs) | × raw | on one processor (µs) | × raw |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        );
+        let raw253 = self.throughput(Case::new(Imp::Raw, 253, Recv::Plain));
+        let raw_cpu = self.cpu(Case::new(Imp::Raw, d, Recv::Plain));
+        let raw_rtt = self.round_trip(Case::new(Imp::Raw, 1, Recv::Plain));
+        let raw_pinned = self.round_trip_pinned(Case::new(Imp::Raw, 1, Recv::Plain));
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Sentinel).on(wire);
+            let Some(tput) = self.throughput(case) else {
+                continue;
+            };
+            let (cpu, rtt, pinned) = (
+                self.cpu(case),
+                self.round_trip(case),
+                self.round_trip_pinned(case),
+            );
+            let _ = writeln!(
+                t,
+                "| {} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
+                imp.label(),
+                wire.id(),
+                tput / 1e6,
+                show_ratio(ratio(Some(tput), raw253)),
+                us(cpu, 1e-3),
+                show_ratio(ratio(cpu, raw_cpu)),
+                us(rtt, 1e6),
+                show_ratio(ratio(rtt, raw_rtt)),
+                us(pinned, 1e6),
+                show_ratio(ratio(pinned, raw_pinned)),
+            );
+        }
+
+        t.push_str(
+            "\n### Messages: payload with and without a descriptor\n\n\
+             fdpass-core on the native wire with its default settings (128 descriptors and \
+             64 KiB of payload per message at most, the peek reservation), sending each \
+             repetition as messages of one size (`push_send_message`, up to 1024 queued at \
+             a time, then the loop until the kernel has them) and receiving them with one \
+             `push_recv_message` at a time and the rest of what was read with \
+             `try_recv_message`. Each message's payload is a fresh `Vec<u8>` on both sides \
+             (the API's), and the receiver checks every message's size. Against the raw \
+             loop sending the same payload bytes and descriptor with no framing: one \
+             message per `sendmsg`, and batched as fdpass batches them (128 messages of 64 \
+             bytes and their 128 descriptors per `sendmsg`; 16 messages of 4 KiB, 64 KiB, \
+             per `sendmsg`, where fdpass fits 15 frames of 4104 bytes under its 64 KiB + 8 \
+             limit). The raw receiver reads whatever has arrived and counts bytes and \
+             descriptors.\n\n\
+             | message | implementation | messages per `sendmsg` | receive | messages/s | spread \
+             | payload MB/s | × raw 1/send | × raw batched | in each run \
+             | CPU per message, send + recv (µs) | × raw batched CPU \
+             | allocations per message (send / recv) |\n\
+             |---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        );
+        for case in message_cases() {
+            let Some(m) = self.by_case.get(&case) else {
+                continue;
+            };
+            let load = case.load;
+            let raw_one = self.throughput(Case::new(Imp::Raw, 1, Recv::Plain).with_load(load));
+            let batched = match load {
+                Load::Page => PAGES_PER_SEND,
+                _ => d,
+            };
+            let raw_batched = Case::new(Imp::Raw, batched, Recv::Plain).with_load(load);
+            let tput = self.throughput(case);
+            let per_send = if case.imp == Imp::Raw {
+                case.batch.to_string()
+            } else {
+                let config = case.config();
+                let frame = 8 + load.payload_len();
+                let by_bytes = (8 + config.max_payload_len) / frame;
+                let by_fds = if load.fds() == 0 {
+                    usize::MAX
+                } else {
+                    config.max_fds_per_message / load.fds()
+                };
+                format!("≤ {}", by_bytes.min(by_fds))
+            };
+            let a = m.allocations;
+            let allocs = if case.imp == Imp::Raw {
+                "–".to_string()
+            } else {
+                format!(
+                    "{} / {}",
+                    show_per_fd(a.sender, a.descriptors),
+                    show_per_fd(a.receiver, a.descriptors)
+                )
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {per_send} | {} | {} | {:.0}% | {:.1} | {} | {} | {} | {} | {} | {allocs} |",
+                load.label(),
+                case.label(),
+                recv_label(case.recv),
+                show_rate(median(&m.throughput)),
+                spread(&m.throughput) * 100.0,
+                median(&m.throughput) * load.payload_len() as f64 / 1e6,
+                show_ratio(ratio(tput, raw_one)),
+                show_ratio(ratio(tput, self.throughput(raw_batched))),
+                if case.imp == Imp::Raw {
+                    "–".to_string()
+                } else {
+                    self.per_run_ratios(case, raw_batched)
+                },
+                self.cpu_split(case).map_or_else(
+                    || "–".to_string(),
+                    |(send, recv)| format!("{:.2} + {:.2}", send / 1e3, recv / 1e3)
+                ),
+                show_ratio(ratio(self.cpu(case), self.cpu(raw_batched))),
+            );
+        }
+        t
+    }
+
+    /// `case`'s throughput over `reference`'s in each run, when the figures
+    /// are the medians of several runs ("–" for a single run).
+    fn per_run_ratios(&self, case: Case, reference: Case) -> String {
+        let (Some(a), Some(b)) = (self.by_case.get(&case), self.by_case.get(&reference)) else {
+            return "–".to_string();
+        };
+        if self.context.runs < 2 || a.throughput.len() != b.throughput.len() {
+            return "–".to_string();
+        }
+        a.throughput
+            .iter()
+            .zip(&b.throughput)
+            .map(|(x, y)| format!("{:.2}", x / y))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// What the sweep says about the batch size.
@@ -542,17 +788,19 @@ impl<'a> Report<'a> {
                 show_ratio(vs_peek),
             );
         };
-        let core1 = Case::new(Imp::Core, 1, Recv::Peek);
-        row(
-            "unbatched peek ≥ 0.70× raw 1/msg",
-            core1,
-            self.throughput(core1),
-            raw1,
-            0.70,
-            false,
-        );
-        for imp in &Imp::FDPASS[1..] {
-            let case = Case::new(*imp, 1, Recv::Peek);
+        for wire in [WireKind::Classic, WireKind::Native] {
+            let core1 = Case::new(Imp::Core, 1, Recv::Peek).on(wire);
+            row(
+                "unbatched peek ≥ 0.70× raw 1/msg",
+                core1,
+                self.throughput(core1),
+                raw1,
+                0.70,
+                false,
+            );
+        }
+        for (imp, wire) in both_wires(&Imp::FDPASS[1..]) {
+            let case = Case::new(imp, 1, Recv::Peek).on(wire);
             row(
                 "unbatched peek ≥ 0.60× raw 1/msg",
                 case,
@@ -562,8 +810,8 @@ impl<'a> Report<'a> {
                 false,
             );
         }
-        for imp in Imp::FDPASS {
-            let case = Case::new(imp, d, Recv::Peek);
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Peek).on(wire);
             row(
                 "batched ≥ 6× raw 1/msg",
                 case,
@@ -573,8 +821,8 @@ impl<'a> Report<'a> {
                 false,
             );
         }
-        for imp in Imp::FDPASS {
-            let case = Case::new(imp, d, Recv::Peek);
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Peek).on(wire);
             row(
                 "batched ≥ 0.80× raw 253/msg",
                 case,
@@ -584,8 +832,8 @@ impl<'a> Report<'a> {
                 false,
             );
         }
-        for imp in Imp::FDPASS {
-            let case = Case::new(imp, d, Recv::Peek);
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Peek).on(wire);
             row(
                 "round trip ≤ 1.5× raw",
                 case,
@@ -596,8 +844,8 @@ impl<'a> Report<'a> {
             );
         }
         let pinned = self.raw_round_trip_pinned();
-        for imp in Imp::FDPASS {
-            let case = Case::new(imp, d, Recv::Peek);
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Peek).on(wire);
             row(
                 "round trip ≤ 1.5× raw, on one processor",
                 case,
@@ -619,8 +867,8 @@ impl<'a> Report<'a> {
             peek: None,
         };
         let (raw253, rtt, pinned) = (plain_only(raw253), plain_only(rtt), plain_only(pinned));
-        for imp in Imp::FDPASS {
-            let case = Case::new(imp, d, Recv::Sentinel);
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Sentinel).on(wire);
             row(
                 "sentinel batched ≥ 0.80× raw 253/msg",
                 case,
@@ -630,8 +878,8 @@ impl<'a> Report<'a> {
                 false,
             );
         }
-        for imp in Imp::FDPASS {
-            let case = Case::new(imp, d, Recv::Sentinel);
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Sentinel).on(wire);
             row(
                 "sentinel CPU per fd ≤ 1.2× raw, same batch",
                 case,
@@ -641,8 +889,8 @@ impl<'a> Report<'a> {
                 true,
             );
         }
-        for imp in Imp::FDPASS {
-            let case = Case::new(imp, d, Recv::Sentinel);
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Sentinel).on(wire);
             row(
                 "sentinel round trip ≤ 1.5× raw",
                 case,
@@ -652,8 +900,8 @@ impl<'a> Report<'a> {
                 true,
             );
         }
-        for imp in Imp::FDPASS {
-            let case = Case::new(imp, d, Recv::Sentinel);
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            let case = Case::new(imp, d, Recv::Sentinel).on(wire);
             row(
                 "sentinel round trip ≤ 1.5× raw, on one processor",
                 case,
@@ -697,12 +945,12 @@ impl<'a> Report<'a> {
             return String::new();
         }
         let mut ours = Vec::new();
-        for imp in Imp::FDPASS {
-            ours.push(Case::new(imp, 1, Recv::Peek));
-            ours.push(Case::new(imp, d, Recv::Peek));
+        for (imp, wire) in both_wires(&Imp::FDPASS) {
+            ours.push(Case::new(imp, 1, Recv::Peek).on(wire));
+            ours.push(Case::new(imp, d, Recv::Peek).on(wire));
         }
-        for imp in Imp::OTHER_SENDERS {
-            ours.push(Case::new(imp, d, Recv::Peek));
+        for (imp, wire) in both_wires(&Imp::OTHER_SENDERS) {
+            ours.push(Case::new(imp, d, Recv::Peek).on(wire));
         }
         ours.retain(|c| self.by_case.contains_key(c));
 
@@ -923,31 +1171,49 @@ impl<'a> Report<'a> {
         }
         let _ = writeln!(
             t,
-            "Measured by `crates/fdpass-bench` in one run of {:.0} s. The full run:\n\n\
+            "Measured by `crates/fdpass-bench` in {} taking {:.0} s in all. The full \
+             benchmark:\n\n\
              ```sh\ncargo run --release -p fdpass-bench\n```\n\n\
+             measures every case in 3 whole runs (`-- --runs N` for another number), each \
+             with fresh child processes, reports the median of the runs' figures, and \
              rewrites this file and `throughput-vs-batch.svg`; \
              `cargo run --release -p fdpass-bench -- --quick` runs every case for a few \
              seconds without writing here (for continuous integration: it proves the \
-             benchmark still runs), and `-- --only core:1:` measures only the cases whose \
-             name contains the text given (also without writing here).\n",
+             benchmark still runs), and `-- --only core:native:` measures only the cases \
+             whose name contains the text given (also without writing here).\n",
+            if c.runs == 1 {
+                "one run".to_string()
+            } else {
+                format!("{} runs", c.runs)
+            },
             c.elapsed.as_secs_f64()
         );
         t.push_str("## Machine\n\n");
         let _ = writeln!(t, "{}", machine());
         let _ = writeln!(
             t,
-            "The 1-minute load average was {} at the start of the run and {} at its end, on \
-             {} processors{}. Absolute figures drift from run to run (the spread column shows how much the repetitions of one run \
-             disagreed); the ratios compare cases measured in the same run, interleaved, \
-             and are the figures to go by, with the CPU-per-descriptor columns, which depend \
-             least on the machine's load.\n",
+            "The 1-minute load average was {} at the start of the measurements and {} at \
+             their end, on {} processors{}. Absolute figures drift from run to run ({}); \
+             the ratios compare cases measured in the same run, interleaved, and are the \
+             figures to go by, with the CPU-per-descriptor columns, which depend least on \
+             the machine's load.\n",
             c.load_before,
             load_average(),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             if c.load_before >= 0.5 {
-                ": other work shared the machine"
+                ": other work shared the machine throughout, which is why every figure is \
+                 the median of several runs"
             } else {
                 ""
+            },
+            if c.runs > 1 {
+                format!(
+                    "each figure is the median of {} runs, each run's figure the median of \
+                     its {} repetitions; the spread column shows how much the runs disagreed",
+                    c.runs, b.reps
+                )
+            } else {
+                "the spread column shows how much the repetitions of the run disagreed".into()
             },
         );
         t.push_str("## What is measured\n\n");
@@ -1014,7 +1280,8 @@ impl<'a> Report<'a> {
         t.push_str(&self.main_table());
         t.push_str(&format!(
             "\n`fds/msg` is `max_fds_per_message` for fdpass ({} is the default; the peek \
-             reservation is the default on Linux), the batch size for the raw loop and \
+             reservation is what the default `Reservation::Auto` picks on Linux; on the \
+             classic wire it is also the batch), the batch size for the raw loop and \
              `sendfd`. Spread is (max − min) / median over the repetitions. CPU per fd is \
              the CPU time each process used during a repetition (every thread, kernel \
              included) divided by its descriptors, sender + receiver: unlike throughput it \
@@ -1036,7 +1303,9 @@ impl<'a> Report<'a> {
              on one processor the two processes take turns without waking anything, and \
              the figure is what each implementation spends per round trip.\n\n",
         );
-        t.push_str("## Targets\n\n");
+        t.push_str("## Messages and the native wire\n\n");
+        t.push_str(&self.native_text());
+        t.push_str("\n## Targets\n\n");
         t.push_str(&self.targets_text());
         t.push('\n');
         t.push_str(PROFILE_NOTES);
@@ -1112,12 +1381,23 @@ fn range(values: impl Iterator<Item = usize> + Clone) -> String {
 }
 
 fn case_name(case: Case) -> String {
-    format!(
+    let mut name = format!(
         "{}, {}/msg, {}",
-        case.imp.label(),
+        case.label(),
         case.batch,
         recv_label(case.recv)
-    )
+    );
+    if case.load != Load::Fds {
+        let _ = write!(name, ", {}", case.load.label());
+    }
+    name
+}
+
+/// Each of `imps` on the classic wire, then each on the native wire.
+fn both_wires(imps: &[Imp]) -> impl Iterator<Item = (Imp, WireKind)> + '_ {
+    [WireKind::Classic, WireKind::Native]
+        .into_iter()
+        .flat_map(move |wire| imps.iter().map(move |&imp| (imp, wire)))
 }
 
 /// Processors, kernel, CPU model and memory of this machine.

@@ -1,27 +1,42 @@
 //! One soak process's half of a run: send a numbered stream and receive the
 //! peer's through one [`Passer`] driven by `poll(2)`, while the
 //! [`Injector`] injects faults, and check everything on the way and at the
-//! end.
+//! end. The stream is of descriptors, or (with [`EndpointSpec::mix`]) of
+//! the messages of [`crate::mix`].
 
+use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use fdpass_core::{Config, Event, Passer, Want};
+use fdpass_core::{Config, Event, Message, Passer, Want};
 use rustix::io::Errno;
 
 use crate::drive;
 use crate::faults::{set_soft_nofile, FaultSettings, Injector};
 use crate::fdcount::FdCounter;
+use crate::mix::{self, Shape};
 use crate::payload::{self, Kind, Numbered};
 use crate::stats::Stats;
 
 /// How long each direction of a run goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goal {
-    /// Exactly this many descriptors each way.
+    /// Exactly this many pushes (descriptors or messages) each way.
     Count(u64),
-    /// Send for this long, then mark the next descriptor as the last.
+    /// Send for this long, then mark the next push as the last.
     For(Duration),
+}
+
+/// How a process ends its half once its whole stream was reported sent and
+/// the peer's whole stream arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// A graceful `Passer::shutdown`, driven until it reports that every
+    /// byte queued went out and the socket was shut down.
+    Shutdown,
+    /// Drop the passer at once, trusting that every push reported `Sent` is
+    /// wholly in the kernel's hands.
+    Drop,
 }
 
 /// Everything one process needs for its half of a run.
@@ -31,10 +46,18 @@ pub struct EndpointSpec {
     pub config: Config,
     /// How much to send; with [`Goal::Count`] also how much to expect.
     pub goal: Goal,
+    /// Push the messages of [`crate::mix`] (native wire) instead of one
+    /// descriptor per push; both processes do the same.
+    pub mix: bool,
     /// Seed of this process's fault schedule.
     pub fault_seed: u64,
-    /// Seed of the kinds (pipe or memfd) of what this process sends.
+    /// Seed of the kinds (pipe or memfd) of what this process sends, and of
+    /// its messages' shapes and payloads.
     pub payload_seed: u64,
+    /// The peer's `payload_seed`: what the receiver expects.
+    pub peer_payload_seed: u64,
+    /// How this half ends.
+    pub end: End,
     /// What to inject.
     pub faults: FaultSettings,
     /// Receive requests kept outstanding.
@@ -80,6 +103,9 @@ pub fn run(socket: OwnedFd, spec: &EndpointSpec, counter: &mut FdCounter) -> Res
         .finish()
         .map_err(|e| format!("ending the faults: {e}"))?;
     result?;
+    if spec.end == End::Shutdown {
+        shut_down(&mut passer, spec.stall_limit)?;
+    }
     stats.limit_lowered = counts.limit_lowered;
     stats.table_filled = counts.table_filled;
     stats.bursts = counts.bursts;
@@ -104,6 +130,22 @@ pub fn run(socket: OwnedFd, spec: &EndpointSpec, counter: &mut FdCounter) -> Res
     Ok(stats)
 }
 
+/// A graceful shutdown, driven until it is done: what an application does
+/// that wants everything it queued to reach the peer before it lets go.
+fn shut_down(passer: &mut Passer, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    passer.shutdown(deadline);
+    let mut events = Vec::new();
+    while passer.shutdown_outcome().is_none() {
+        drive::step(passer, Some(deadline), &mut events).map_err(|e| format!("poll: {e}"))?;
+        events.clear();
+    }
+    match passer.shutdown_outcome() {
+        Some(Err(e)) => Err(format!("the graceful shutdown failed: {e}")),
+        _ => Ok(()),
+    }
+}
+
 fn count(counter: &mut FdCounter) -> Result<usize, String> {
     counter
         .count()
@@ -119,7 +161,7 @@ fn transfer(
     start: Instant,
 ) -> Result<(), String> {
     let mut feeder = Feeder::new(spec, start);
-    let mut collector = Collector::new(spec.goal);
+    let mut collector = Collector::new(spec);
     let mut events = Vec::new();
     let mut last_progress = start;
     let mut next_sample = start;
@@ -185,7 +227,7 @@ fn transfer(
         if now.duration_since(last_progress) > spec.stall_limit {
             return Err(format!(
                 "nothing sent or received for {:?}: sent {} of {} pushed, received {}; passer {:?}",
-                spec.stall_limit, feeder.acked, feeder.pushed, collector.next, passer
+                spec.stall_limit, feeder.acked, feeder.pushed, collector.received, passer
             ));
         }
 
@@ -233,11 +275,21 @@ fn handle(
                 collector.deliver(fd, now, stats)?;
                 moved = true;
             }
+            Event::ReceivedMessage(_, message) => {
+                collector.deliver_message(message, now, stats)?;
+                moved = true;
+            }
+            Event::RecvRefused(_, e) => {
+                return Err(format!(
+                    "a request was refused after {} received: {e}",
+                    collector.received
+                ))
+            }
             Event::Closed => {
                 if !collector.got_last {
                     return Err(format!(
-                        "the peer closed the connection after only {} of its descriptors",
-                        collector.next
+                        "the peer closed the connection after only {} of its pushes",
+                        collector.received
                     ));
                 }
             }
@@ -253,12 +305,16 @@ struct Feeder {
     goal: Goal,
     seed: u64,
     start: Instant,
+    /// Pushing messages of the mix, for a peer with these limits.
+    mix: Option<(usize, usize)>,
     /// The normal queue depth.
     target: usize,
-    /// Descriptors pushed so far (the next one's number).
+    /// Pushes so far (the next one's number).
     pushed: u64,
-    /// Descriptors the kernel has taken.
+    /// Pushes the kernel has taken.
     acked: u64,
+    /// Numbered descriptors made so far for messages (the next one's number).
+    fds_made: u64,
     last_pushed: bool,
     /// A full table stopped us making descriptors; try again then.
     blocked_until: Option<Instant>,
@@ -277,15 +333,23 @@ const BURST_FILL_CAP: usize = 32_768;
 /// What a burst pushes per round before letting the loop receive.
 const BURST_ROUND: usize = 256;
 
+/// The most messages of the mix queued at once, whatever a burst asks: their
+/// payloads are memory, not table slots.
+const MIX_QUEUE_CAP: u64 = 4096;
+
 impl Feeder {
     fn new(spec: &EndpointSpec, start: Instant) -> Feeder {
         Feeder {
             goal: spec.goal,
             seed: spec.payload_seed,
             start,
+            mix: spec
+                .mix
+                .then_some((spec.config.max_fds_per_message, spec.config.max_payload_len)),
             target: (2 * spec.config.max_fds_per_message).max(16),
             pushed: 0,
             acked: 0,
+            fds_made: 0,
             last_pushed: false,
             blocked_until: None,
             burst: 0,
@@ -314,7 +378,17 @@ impl Feeder {
         }
     }
 
-    /// Makes and pushes the next descriptor. `Ok(false)`: the table is full.
+    /// Pushes queued and not yet taken by the kernel: descriptors, or
+    /// messages of the mix (which may carry none).
+    fn queued(&self, passer: &Passer) -> usize {
+        match self.mix {
+            None => passer.queued_sends(),
+            Some(_) => (self.pushed - self.acked) as usize,
+        }
+    }
+
+    /// Makes and pushes the next descriptor or message. `Ok(false)`: the
+    /// table is full.
     fn push_one(
         &mut self,
         passer: &mut Passer,
@@ -326,6 +400,9 @@ impl Feeder {
             Goal::Count(n) => seq + 1 >= n,
             Goal::For(d) => now >= self.start + d,
         };
+        if let Some((max_fds, max_payload)) = self.mix {
+            return self.push_message(passer, now, stats, seq, last, (max_fds, max_payload));
+        }
         let kind = Kind::for_seq(self.seed, seq);
         match payload::make(Numbered { seq, last, kind }) {
             Ok(fd) => {
@@ -345,6 +422,47 @@ impl Feeder {
         }
     }
 
+    /// Makes message `seq` of the mix (its numbered descriptors and its
+    /// payload) and pushes it. `Ok(false)`: the table is full; whatever was
+    /// made for it is closed, and the same message is made again later.
+    fn push_message(
+        &mut self,
+        passer: &mut Passer,
+        now: Instant,
+        stats: &mut Stats,
+        seq: u64,
+        last: bool,
+        (max_fds, max_payload): (usize, usize),
+    ) -> Result<bool, String> {
+        let shape = Shape::for_seq(self.seed, seq, max_fds, max_payload);
+        let mut fds = Vec::with_capacity(shape.fds);
+        for i in 0..shape.fds as u64 {
+            let number = self.fds_made + i;
+            let kind = Kind::for_seq(self.seed, number);
+            match payload::make(Numbered {
+                seq: number,
+                last,
+                kind,
+            }) {
+                Ok(fd) => fds.push(fd),
+                Err(Errno::MFILE | Errno::NFILE) => {
+                    stats.source_blocked += 1;
+                    self.blocked_until = Some(now + Duration::from_millis(1));
+                    return Ok(false);
+                }
+                Err(e) => return Err(format!("making descriptor #{number}: {e}")),
+            }
+        }
+        let message = Message::new(mix::payload(self.seed, seq, shape.payload_len, last), fds);
+        passer
+            .push_send_message(message)
+            .map_err(|e| format!("push_send_message of message #{seq} refused: {e}"))?;
+        self.fds_made += shape.fds as u64;
+        self.pushed += 1;
+        self.last_pushed = last;
+        Ok(true)
+    }
+
     /// A burst: push (and send) until the socket buffer is full, then queue
     /// `extra` more on top, which the queue must hold.
     fn start_burst(&mut self, extra: usize) {
@@ -360,7 +478,7 @@ impl Feeder {
         if self.filling.is_some() {
             return self.fill_socket(passer, now, stats);
         }
-        while !self.last_pushed && passer.queued_sends() < self.target {
+        while !self.last_pushed && self.queued(passer) < self.target {
             if !self.push_one(passer, now, stats)? {
                 break;
             }
@@ -385,8 +503,12 @@ impl Feeder {
             }
             // Send back-pressure, the end of the stream or the cap: queue
             // the extra anyway.
-            let held = write == Want::Idle && passer.queued_sends() > 0;
-            if held || self.last_pushed || pushed >= BURST_FILL_CAP {
+            let held = write == Want::Idle && self.queued(passer) > 0;
+            let cap = match self.mix {
+                None => BURST_FILL_CAP,
+                Some(_) => MIX_QUEUE_CAP as usize,
+            };
+            if held || self.last_pushed || pushed >= cap {
                 break false;
             }
             if pushed >= round_end {
@@ -411,7 +533,10 @@ impl Feeder {
             stats.bursts_filled_buffer += 1;
         }
         let extra = std::mem::take(&mut self.burst);
-        let room = self.burst_cap.saturating_sub(passer.queued_sends());
+        let mut room = self.burst_cap.saturating_sub(passer.queued_sends());
+        if self.mix.is_some() {
+            room = room.min(MIX_QUEUE_CAP.saturating_sub(self.pushed - self.acked) as usize);
+        }
         for _ in 0..extra.min(room) {
             if self.last_pushed || !self.push_one(passer, now, stats)? {
                 break;
@@ -425,21 +550,47 @@ impl Feeder {
 /// The receiving half: keeps requests outstanding and checks what arrives.
 struct Collector {
     goal: Goal,
-    /// The sequence number expected next (= descriptors received).
+    /// The peer's stream, when it sends the mix: its seed and limits.
+    mix: Option<(u64, usize, usize)>,
+    /// Pushes received whole (descriptors, or messages of the mix).
+    received: u64,
+    /// The descriptor number expected next.
     next: u64,
     got_last: bool,
-    /// Requests made so far.
+    /// Pushes asked for so far (messages, in the mix).
     issued: u64,
+    /// Mix: the messages asked for and not yet whole, in order, with how
+    /// they are taken.
+    expected: VecDeque<Expected>,
     last_delivery: Option<Instant>,
 }
 
+/// A message of the mix that requests were made for.
+#[derive(Debug)]
+struct Expected {
+    seq: u64,
+    shape: Shape,
+    /// Taken by one descriptor request per descriptor: how many arrived.
+    by_descriptor: Option<usize>,
+    /// The last flag its first descriptor carried, which every other one
+    /// must carry too.
+    flag: Option<bool>,
+}
+
 impl Collector {
-    fn new(goal: Goal) -> Collector {
+    fn new(spec: &EndpointSpec) -> Collector {
         Collector {
-            goal,
+            goal: spec.goal,
+            mix: spec.mix.then_some((
+                spec.peer_payload_seed,
+                spec.config.max_fds_per_message,
+                spec.config.max_payload_len,
+            )),
+            received: 0,
             next: 0,
             got_last: false,
             issued: 0,
+            expected: VecDeque::new(),
             last_delivery: None,
         }
     }
@@ -451,15 +602,43 @@ impl Collector {
                     break;
                 }
             }
-            passer
-                .push_recv()
-                .map_err(|e| format!("push_recv refused after {} received: {e}", self.next))?;
+            let refused = |e| {
+                format!(
+                    "a receive request refused after {} received: {e}",
+                    self.received
+                )
+            };
+            match self.mix {
+                None => {
+                    passer.push_recv().map_err(refused)?;
+                }
+                Some((seed, max_fds, max_payload)) => {
+                    let seq = self.issued;
+                    let shape = Shape::for_seq(seed, seq, max_fds, max_payload);
+                    let by_descriptor = shape.by_descriptor_requests(seq);
+                    if by_descriptor {
+                        for _ in 0..shape.fds {
+                            passer.push_recv().map_err(refused)?;
+                        }
+                    } else {
+                        passer.push_recv_message().map_err(refused)?;
+                    }
+                    self.expected.push_back(Expected {
+                        seq,
+                        shape,
+                        by_descriptor: by_descriptor.then_some(0),
+                        flag: None,
+                    });
+                }
+            }
             self.issued += 1;
         }
         Ok(())
     }
 
-    fn deliver(&mut self, fd: OwnedFd, now: Instant, stats: &mut Stats) -> Result<(), String> {
+    /// Checks a numbered descriptor: the next in number, of the kind it
+    /// says, with the last flag `last` (if known); returns its flag.
+    fn check_descriptor(&mut self, fd: OwnedFd, last: Option<bool>) -> Result<bool, String> {
         let n = payload::read(&fd).map_err(|e| format!("descriptor after #{}: {e}", self.next))?;
         drop(fd);
         if self.got_last {
@@ -476,25 +655,125 @@ impl Collector {
                 self.next, n.seq
             ));
         }
-        if let Goal::Count(total) = self.goal {
-            if n.last != (n.seq + 1 == total) {
+        if let Some(last) = last {
+            if n.last != last {
                 return Err(format!(
-                    "descriptor #{} says last={} in a stream of {total}",
+                    "descriptor #{} says last={}, its message says {last}",
                     n.seq, n.last
                 ));
             }
         }
         self.next += 1;
-        self.got_last = n.last;
-        stats.received = self.next;
+        Ok(n.last)
+    }
+
+    /// Checks the last flag of push `seq` against the goal.
+    fn check_last(&self, what: &str, seq: u64, last: bool) -> Result<(), String> {
+        if let Goal::Count(total) = self.goal {
+            if last != (seq + 1 == total) {
+                return Err(format!(
+                    "{what} #{seq} says last={last} in a stream of {total}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One push is whole: counts it and the stall before it.
+    fn completed(&mut self, last: bool, now: Instant, stats: &mut Stats) {
+        self.received += 1;
+        self.got_last = last;
+        stats.received = self.received;
         if let Some(previous) = self.last_delivery {
             let gap = now.duration_since(previous).as_micros() as u64;
             if gap > stats.longest_stall_us {
                 stats.longest_stall_us = gap;
-                stats.longest_stall_seq = n.seq;
+                stats.longest_stall_seq = self.received - 1;
             }
         }
         self.last_delivery = Some(now);
+    }
+
+    /// A descriptor, from a descriptor request: the next push of a
+    /// descriptor stream, or the next descriptor of a descriptor-only
+    /// message of the mix that is taken that way.
+    fn deliver(&mut self, fd: OwnedFd, now: Instant, stats: &mut Stats) -> Result<(), String> {
+        if self.mix.is_none() {
+            let seq = self.next;
+            let last = self.check_descriptor(fd, None)?;
+            self.check_last("descriptor", seq, last)?;
+            stats.descriptors_received += 1;
+            self.completed(last, now, stats);
+            return Ok(());
+        }
+        let Some(front) = self.expected.front() else {
+            return Err("a descriptor arrived with no request for it".into());
+        };
+        let (seq, fds, flag) = (front.seq, front.shape.fds, front.flag);
+        let Some(got) = front.by_descriptor else {
+            return Err(format!(
+                "a descriptor arrived for a descriptor request while message #{seq} was awaited by a message request"
+            ));
+        };
+        let last = self.check_descriptor(fd, flag)?;
+        stats.descriptors_received += 1;
+        if got == 0 {
+            self.check_last("message", seq, last)?;
+        }
+        if got + 1 < fds {
+            if let Some(front) = self.expected.front_mut() {
+                front.by_descriptor = Some(got + 1);
+                front.flag = Some(last);
+            }
+            return Ok(());
+        }
+        self.expected.pop_front();
+        self.completed(last, now, stats);
+        Ok(())
+    }
+
+    /// A whole message from a message request: the next message of the mix,
+    /// its payload byte for byte and its descriptors in number order.
+    fn deliver_message(
+        &mut self,
+        message: Message,
+        now: Instant,
+        stats: &mut Stats,
+    ) -> Result<(), String> {
+        let Some((seed, _, _)) = self.mix else {
+            return Err("a message arrived in a descriptor stream".into());
+        };
+        let Some(front) = self.expected.pop_front() else {
+            return Err("a message arrived with no request for it".into());
+        };
+        if front.by_descriptor.is_some() {
+            return Err(format!(
+                "a message arrived for a message request while message #{} was awaited by descriptor requests",
+                front.seq
+            ));
+        }
+        let (seq, shape) = (front.seq, front.shape);
+        if self.got_last {
+            return Err(format!("message #{seq} arrived after the last one"));
+        }
+        if message.fds.len() != shape.fds {
+            return Err(format!(
+                "message #{seq}: {} descriptors, expected {}",
+                message.fds.len(),
+                shape.fds
+            ));
+        }
+        let flag = mix::check_payload(seed, seq, shape.payload_len, &message.payload)?;
+        let mut last = (shape.payload_len > 0).then_some(flag);
+        for fd in message.fds {
+            let fd_last = self.check_descriptor(fd, last)?;
+            last = Some(fd_last);
+            stats.descriptors_received += 1;
+        }
+        let last = last.ok_or_else(|| format!("message #{seq} carries nothing"))?;
+        self.check_last("message", seq, last)?;
+        stats.payload_bytes_received += message.payload.len() as u64;
+        self.completed(last, now, stats);
         Ok(())
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! Each process injects into itself, on the side where it receives:
 //! - **lowered limit**: `RLIMIT_NOFILE` drops to a few slots above what is
-//!   open, then goes back up;
+//!   open (never below what one largest message needs: a message that can
+//!   never fit under the limit is an error by design, not a wait), then goes
+//!   back up;
 //! - **filled table**: the table is filled to the limit with duplicates and
 //!   kept full (refilled every round, since delivered descriptors are closed
 //!   and free their slots), then freed;
@@ -46,6 +48,13 @@ pub struct FaultSettings {
     pub quiet_table: bool,
     /// The normal soft `RLIMIT_NOFILE`, restored after each lowering.
     pub nofile: u64,
+    /// The lowest soft `RLIMIT_NOFILE` a lowering sets: the passer's socket
+    /// plus one largest message (`max_fds_per_message + 1`). Below it a
+    /// waiting message can never fit, which the passer reports as
+    /// `Error::MessageNeverFits` instead of waiting: a table full for now
+    /// must delay delivery, a limit too low for any message is the
+    /// application's to fix.
+    pub min_nofile: u64,
 }
 
 /// How many faults of each kind one process injected.
@@ -236,7 +245,11 @@ impl Injector {
             setrlimit(
                 Resource::Nofile,
                 Rlimit {
-                    current: Some((open + slack).min(self.settings.nofile)),
+                    current: Some(
+                        (open + slack)
+                            .max(self.settings.min_nofile)
+                            .min(self.settings.nofile),
+                    ),
                     maximum: current.maximum,
                 },
             )?;

@@ -9,8 +9,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use fdpass_core::child::{adopt_inherited, Handoff};
-use fdpass_core::{Config, Reservation};
-use fdpass_soak::endpoint::{self, EndpointSpec, Goal};
+use fdpass_core::{Config, Reservation, Wire};
+use fdpass_soak::endpoint::{self, End, EndpointSpec, Goal};
 use fdpass_soak::faults::FaultSettings;
 use fdpass_soak::fdcount::FdCounter;
 use fdpass_soak::rng::{seed_from_clock, Rng};
@@ -25,17 +25,31 @@ poll(2), while each injects faults into itself: RLIMIT_NOFILE lowered and
 raised, the table filled and freed, threads opening and closing descriptors,
 bursts that fill the socket buffer. Checks that nothing is lost, duplicated
 or out of order and that descriptor counts return to their baselines.
-Every combination of --reservation and --max-fds is one run.
+Every combination of --wire, --reservation and --max-fds is one run. On the
+classic wire each push is one descriptor; on the native wire each push is a
+message of the mix (payloads of random size, with and without descriptors,
+taken with message requests and, for descriptor-only messages, with
+descriptor requests), checked byte for byte. Unless --wire, --reservation or
+--max-fds is given, one more run uses the shipped defaults, Config::default()
+(the native wire, Reservation::Auto, the default max_fds_per_message).
 
 options:
   --seed N            seed of the injection schedule (default: from the clock;
                       always printed, and replays the same schedule)
-  --count N           descriptors to pass in total, both directions and all
-                      runs together (default 100000)
+  --count N           pushes (descriptors on the classic wire, messages on the
+                      native wire) in total, both directions and all runs
+                      together (default 100000)
   --seconds S         instead of --count: pass for about S seconds in total
-  --reservation R     peek, sentinel or both (default both)
+  --wire W            classic, native or both (default both)
+  --reservation R     peek, sentinel, auto, both (peek and sentinel, the
+                      default) or a comma-separated list of them
+  --descriptors-only  on the native wire too, push descriptors only (no mix)
   --max-fds LIST      max_fds_per_message values, comma-separated (default 1,64
                       and the library's default, Config::default())
+  --end E             how each process ends its half once everything was sent
+                      and received: shutdown (a graceful Passer::shutdown,
+                      the default) or drop (drop the passer right after the
+                      last Sent event)
   --no-faults         inject nothing (plain throughput)
   --churn-threads N   churning threads per process (default 1)
   --churn-in-full-table
@@ -60,8 +74,14 @@ struct Options {
     seed: Option<u64>,
     count: Option<u64>,
     seconds: Option<f64>,
+    wires: Vec<Wire>,
     reservations: Vec<Reservation>,
     max_fds: Vec<usize>,
+    /// Native runs push descriptors only instead of the message mix.
+    descriptors_only: bool,
+    end: End,
+    /// Add a run of `Config::default()` (none of the three lists was given).
+    defaults_run: bool,
     faults: bool,
     churn_threads: usize,
     churn_in_full_table: bool,
@@ -85,8 +105,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seed: None,
         count: None,
         seconds: None,
+        wires: vec![Wire::CLASSIC, Wire::Native],
         reservations: vec![Reservation::Peek, Reservation::Sentinel],
         max_fds: default_max_fds(),
+        descriptors_only: false,
+        end: End::Shutdown,
+        defaults_run: true,
         faults: true,
         churn_threads: 1,
         churn_in_full_table: false,
@@ -122,15 +146,43 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 }
                 options.seconds = Some(s);
             }
+            "--wire" => {
+                options.defaults_run = false;
+                options.wires = match value(arg)?.as_str() {
+                    "classic" => vec![Wire::CLASSIC],
+                    "native" => vec![Wire::Native],
+                    "both" => vec![Wire::CLASSIC, Wire::Native],
+                    other => return Err(format!("--wire {other}: classic, native or both")),
+                }
+            }
             "--reservation" => {
-                options.reservations = match value(arg)?.as_str() {
-                    "peek" => vec![Reservation::Peek],
-                    "sentinel" => vec![Reservation::Sentinel],
-                    "both" => vec![Reservation::Peek, Reservation::Sentinel],
-                    other => return Err(format!("--reservation {other}: peek, sentinel or both")),
+                options.defaults_run = false;
+                let mut list = Vec::new();
+                for word in value(arg)?.split(',') {
+                    match word {
+                        "peek" => list.push(Reservation::Peek),
+                        "sentinel" => list.push(Reservation::Sentinel),
+                        "auto" => list.push(Reservation::Auto),
+                        "both" => list.extend([Reservation::Peek, Reservation::Sentinel]),
+                        other => {
+                            return Err(format!(
+                                "--reservation {other}: peek, sentinel, auto or both"
+                            ))
+                        }
+                    }
+                }
+                options.reservations = list;
+            }
+            "--descriptors-only" => options.descriptors_only = true,
+            "--end" => {
+                options.end = match value(arg)?.as_str() {
+                    "shutdown" => End::Shutdown,
+                    "drop" => End::Drop,
+                    other => return Err(format!("--end {other}: shutdown or drop")),
                 }
             }
             "--max-fds" => {
+                options.defaults_run = false;
                 let v = value(arg)?;
                 options.max_fds = v
                     .split(',')
@@ -177,8 +229,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
             _ => return Err("--child needs --per-direction N (N > 0) or --run-millis M".into()),
         };
         let run = run.ok_or("--child needs --run")?;
-        if options.seed.is_none() || options.reservations.len() != 1 || options.max_fds.len() != 1 {
-            return Err("--child needs --seed, one --reservation and one --max-fds".into());
+        if options.seed.is_none()
+            || options.wires.len() != 1
+            || options.reservations.len() != 1
+            || options.max_fds.len() != 1
+        {
+            return Err(
+                "--child needs --seed, one --wire, one --reservation and one --max-fds".into(),
+            );
         }
         options.child = Some(ChildRun { run, goal });
     }
@@ -205,27 +263,56 @@ fn reservation_name(r: Reservation) -> &'static str {
     match r {
         Reservation::Peek => "peek",
         Reservation::Sentinel => "sentinel",
+        Reservation::Auto => "auto",
         _ => "other",
     }
+}
+
+fn wire_name(wire: Wire) -> &'static str {
+    if wire.is_native() {
+        "native"
+    } else {
+        "classic"
+    }
+}
+
+/// The passer settings of a run: `wire` (the classic wire batching
+/// `max_fds` per message), `reservation` and `max_fds` per message, the
+/// library's defaults otherwise.
+fn run_config(wire: Wire, reservation: Reservation, max_fds: usize) -> Config {
+    let wire = match wire {
+        Wire::Native => Wire::Native,
+        _ => Wire::Classic { batch: max_fds },
+    };
+    Config::default()
+        .with_wire(wire)
+        .with_reservation(reservation)
+        .with_max_fds_per_message(max_fds)
 }
 
 /// The settings of one side of run `run`. Side 0 is the parent, 1 the child;
 /// each has its own fault schedule and payload stream.
 fn spec(options: &Options, seed: u64, run: u64, side: u64, goal: Goal) -> EndpointSpec {
     let reservation = options.reservations[0];
-    let config = Config::default()
-        .with_reservation(reservation)
-        .with_max_fds_per_message(options.max_fds[0]);
+    let config = run_config(options.wires[0], reservation, options.max_fds[0]);
+    // Auto is the sentinel where peek is not lossless: park churn for it too.
+    let sentinel = config.reservation == Reservation::Sentinel
+        || (config.reservation == Reservation::Auto
+            && Reservation::lossless_here() == Reservation::Sentinel);
     EndpointSpec {
         config,
         goal,
+        mix: config.wire.is_native() && !options.descriptors_only,
         fault_seed: Rng::derive(seed, run * 4 + side).next_u64(),
         payload_seed: Rng::derive(seed, run * 4 + 2 + side).next_u64(),
+        peer_payload_seed: Rng::derive(seed, run * 4 + 2 + (1 - side)).next_u64(),
+        end: options.end,
         faults: FaultSettings {
             enabled: options.faults,
             churn_threads: options.churn_threads,
-            quiet_table: reservation == Reservation::Sentinel && !options.churn_in_full_table,
+            quiet_table: sentinel && !options.churn_in_full_table,
             nofile: options.nofile,
+            min_nofile: config.max_fds_per_message as u64 + 1,
         },
         window: options.window,
         stall_limit: options.stall_limit,
@@ -278,14 +365,39 @@ fn child_main(options: &Options, run: ChildRun) -> ExitCode {
 /// One finished run, for the summary.
 struct RunResult {
     label: String,
+    /// Whether each push was a message of the mix (else one descriptor).
+    mix: bool,
     wall: Duration,
     parent: Stats,
     child: Stats,
 }
 
 impl RunResult {
-    fn descriptors(&self) -> u64 {
+    /// Pushes received, both ways: descriptors, or messages of the mix.
+    fn pushes(&self) -> u64 {
         self.parent.received + self.child.received
+    }
+
+    fn descriptors(&self) -> u64 {
+        self.parent.descriptors_received + self.child.descriptors_received
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        self.parent.payload_bytes_received + self.child.payload_bytes_received
+    }
+
+    /// "N descriptors", or "N messages (F descriptors, B payload bytes)".
+    fn amount(&self) -> String {
+        if self.mix {
+            format!(
+                "{} messages ({} descriptors, {} payload bytes)",
+                self.pushes(),
+                self.descriptors(),
+                self.payload_bytes()
+            )
+        } else {
+            format!("{} descriptors", self.pushes())
+        }
     }
 }
 
@@ -295,10 +407,21 @@ fn parent_main(options: Options, args: &[String]) -> ExitCode {
     println!("fdpass-soak: seed {seed}");
     println!("fdpass-soak: replay with: {replay}");
     let mut runs = Vec::new();
-    for &reservation in &options.reservations {
-        for &max_fds in &options.max_fds {
-            runs.push((reservation, max_fds));
+    for &wire in &options.wires {
+        for &reservation in &options.reservations {
+            for &max_fds in &options.max_fds {
+                runs.push((wire, reservation, max_fds));
+            }
         }
+    }
+    let defaults = Config::default();
+    let shipped = (
+        defaults.wire,
+        defaults.reservation,
+        defaults.max_fds_per_message,
+    );
+    if options.defaults_run && !runs.contains(&shipped) {
+        runs.push(shipped);
     }
     let n_runs = runs.len() as u64;
     let goal = match (options.count, options.seconds) {
@@ -316,21 +439,34 @@ fn parent_main(options: Options, args: &[String]) -> ExitCode {
         Err(e) => return violation("setup", format!("opening /proc/self/fd: {e}")),
     };
     let mut results = Vec::new();
-    for (i, &(reservation, max_fds)) in runs.iter().enumerate() {
+    for (i, &(wire, reservation, max_fds)) in runs.iter().enumerate() {
         let i = i as u64;
+        let what = if wire.is_native() && !options.descriptors_only {
+            "message mix"
+        } else {
+            "descriptors"
+        };
+        let shipped = if run_config(wire, reservation, max_fds) == defaults {
+            "shipped defaults: "
+        } else {
+            ""
+        };
         let label = format!(
-            "{}/{} ({}, max_fds {max_fds})",
+            "{}/{} ({shipped}{}, {}, max_fds {max_fds}, {what})",
             i + 1,
             n_runs,
-            reservation_name(reservation)
+            wire_name(wire),
+            reservation_name(reservation),
         );
         let mut run_options = options.clone();
+        run_options.wires = vec![wire];
         run_options.reservations = vec![reservation];
         run_options.max_fds = vec![max_fds];
         match one_run(&run_options, seed, i, goal, &mut counter) {
             Ok((wall, parent, child)) => {
                 let result = RunResult {
                     label,
+                    mix: wire.is_native() && !options.descriptors_only,
                     wall,
                     parent,
                     child,
@@ -366,6 +502,7 @@ fn one_run(
         .arg("--child")
         .args(["--run", &run.to_string()])
         .args(["--seed", &seed.to_string()])
+        .args(["--wire", wire_name(options.wires[0])])
         .args(["--reservation", reservation_name(options.reservations[0])])
         .args(["--max-fds", &options.max_fds[0].to_string()])
         .args(["--churn-threads", &options.churn_threads.to_string()])
@@ -381,6 +518,12 @@ fn one_run(
     };
     if !options.faults {
         command.arg("--no-faults");
+    }
+    if options.descriptors_only {
+        command.arg("--descriptors-only");
+    }
+    if options.end == End::Drop {
+        command.args(["--end", "drop"]);
     }
     if options.churn_in_full_table {
         command.arg("--churn-in-full-table");
@@ -429,14 +572,14 @@ fn one_run(
     ] {
         if stats.received != peer.sent {
             return Err(format!(
-                "{side} received {} descriptors, its peer sent {}",
+                "{side} received {} pushes, its peer sent {}",
                 stats.received, peer.sent
             ));
         }
         if let Some(n) = expected {
             if stats.received != n {
                 return Err(format!(
-                    "{side} received {} descriptors, not {n}",
+                    "{side} received {} pushes, not {n}",
                     stats.received
                 ));
             }
@@ -470,14 +613,14 @@ fn print_run(r: &RunResult) {
     let (p, c) = (&r.parent, &r.child);
     let secs = r.wall.as_secs_f64();
     println!(
-        "run {}: {} descriptors in {:.2} s ({:.0}/s); table full: {}+{} waits ({:.0}+{:.0} ms); \
+        "run {}: {} in {:.2} s ({:.0} pushes/s); table full: {}+{} waits ({:.0}+{:.0} ms); \
          longest stall {:.1} ms; peak fds {}/{} (baseline {}/{}); bursts {}+{} ({} filled the buffer); \
          socket full {}+{}; send back-offs {}+{}; max queue {}/{}; limit lowered {}+{}; table filled {}+{}; \
          churn {}+{} periods, {} ops; sources blocked {}+{}",
         r.label,
-        r.descriptors(),
+        r.amount(),
         secs,
-        r.descriptors() as f64 / secs,
+        r.pushes() as f64 / secs,
         p.table_full_waits,
         c.table_full_waits,
         ms(p.table_full_wait_us),
@@ -510,7 +653,14 @@ fn print_run(r: &RunResult) {
 }
 
 fn print_summary(results: &[RunResult], seed: u64, replay: &str) {
-    let total: u64 = results.iter().map(RunResult::descriptors).sum();
+    let total: u64 = results.iter().map(RunResult::pushes).sum();
+    let descriptors: u64 = results.iter().map(RunResult::descriptors).sum();
+    let messages: u64 = results
+        .iter()
+        .filter(|r| r.mix)
+        .map(RunResult::pushes)
+        .sum();
+    let bytes: u64 = results.iter().map(RunResult::payload_bytes).sum();
     let wall: f64 = results.iter().map(|r| r.wall.as_secs_f64()).sum();
     let stall = results
         .iter()
@@ -522,16 +672,18 @@ fn print_summary(results: &[RunResult], seed: u64, replay: &str) {
         .map(|r| r.parent.table_full_waits + r.child.table_full_waits)
         .sum();
     println!();
-    println!("| run | descriptors | seconds | descriptors/s | table-full waits (parent+child) | time waiting (ms) | longest stall (ms) | peak fds parent/child | bursts (filled buffer) | socket full | limit lowered | table filled | churn ops |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| run | pushes | descriptors | payload bytes | seconds | pushes/s | table-full waits (parent+child) | time waiting (ms) | longest stall (ms) | peak fds parent/child | bursts (filled buffer) | socket full | limit lowered | table filled | churn ops |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         let (p, c) = (&r.parent, &r.child);
         println!(
-            "| {} | {} | {:.1} | {:.0} | {}+{} | {:.0}+{:.0} | {:.1} | {}/{} | {} ({}) | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {:.0} | {}+{} | {:.0}+{:.0} | {:.1} | {}/{} | {} ({}) | {} | {} | {} | {} |",
             r.label,
+            r.pushes(),
             r.descriptors(),
+            r.payload_bytes(),
             r.wall.as_secs_f64(),
-            r.descriptors() as f64 / r.wall.as_secs_f64(),
+            r.pushes() as f64 / r.wall.as_secs_f64(),
             p.table_full_waits,
             c.table_full_waits,
             ms(p.table_full_wait_us),
@@ -549,8 +701,10 @@ fn print_summary(results: &[RunResult], seed: u64, replay: &str) {
     }
     println!();
     println!(
-        "fdpass-soak: PASS: {total} descriptors in {wall:.1} s ({:.0}/s), none lost, duplicated or out of order; \
-         {waits} table-full waits; longest stall {:.1} ms; descriptor counts back to baseline",
+        "fdpass-soak: PASS: {total} pushes ({descriptors} descriptors; {messages} of them messages, \
+         carrying {bytes} payload bytes) in {wall:.1} s ({:.0}/s), none lost, duplicated, altered \
+         or out of order; {waits} table-full waits; longest stall {:.1} ms; descriptor counts \
+         back to baseline",
         total as f64 / wall,
         ms(stall)
     );

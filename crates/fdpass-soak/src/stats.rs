@@ -42,10 +42,15 @@ macro_rules! stats {
 }
 
 stats! {
-    /// Descriptors sent (taken by the kernel).
+    /// Pushes sent (taken by the kernel): descriptors, or messages of the
+    /// mix.
     sent,
-    /// Descriptors received and checked.
+    /// Pushes received and checked.
     received,
+    /// Descriptors received and checked (in messages or on their own).
+    descriptors_received,
+    /// Payload bytes received and checked.
+    payload_bytes_received,
     /// Wall time of the run in this process.
     elapsed_us,
     /// Times the receive side went idle behind a retry deadline while

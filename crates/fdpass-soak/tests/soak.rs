@@ -1,12 +1,14 @@
-//! The soak in short, for CI: 24,000 descriptors through the `fdpass-soak`
-//! binary with its default runs (both reservation strategies; 1, 64 and the
-//! library's default descriptors per message), with every fault injected.
+//! The soak in short, for CI: 13,000 pushes through the `fdpass-soak`
+//! binary with its default runs (the classic wire with descriptors and the
+//! native wire with the message mix, each with both reservation strategies
+//! and 1, 64 and the library's default descriptors per message, then the
+//! shipped defaults exactly), with every fault injected.
 //! `docs/reliability.md` has the long runs.
 
 use std::process::Command;
 use std::time::Instant;
 
-use fdpass_core::Config;
+use fdpass_core::{Config, Reservation, Wire};
 
 /// The schedule's seed: fixed, so CI is repeatable; set `FDPASS_SOAK_SEED`
 /// to try another one (a failure prints the seed to replay).
@@ -24,12 +26,14 @@ fn default_batches() -> Vec<usize> {
 }
 
 #[test]
-fn short_soak_covers_both_strategies_and_the_shipped_default_batch() {
+fn short_soak_covers_both_wires_both_strategies_the_message_mix_and_the_shipped_defaults() {
     let seed = seed();
     let start = Instant::now();
-    // No --reservation or --max-fds: what a default run covers is under test.
+    let total = 13_000;
+    // No --wire, --reservation or --max-fds: what a default run covers is
+    // under test.
     let output = Command::new(env!("CARGO_BIN_EXE_fdpass-soak"))
-        .args(["--seed", &seed, "--count", "24000"])
+        .args(["--seed", &seed, "--count", &total.to_string()])
         .output()
         .expect("running fdpass-soak");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -41,32 +45,38 @@ fn short_soak_covers_both_strategies_and_the_shipped_default_batch() {
     );
     let runs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("run ")).collect();
     let mut labels = Vec::new();
-    for strategy in ["peek", "sentinel"] {
-        for batch in default_batches() {
-            labels.push(format!("({strategy}, max_fds {batch})"));
+    for (wire, what) in [("classic", "descriptors"), ("native", "message mix")] {
+        for strategy in ["peek", "sentinel"] {
+            for batch in default_batches() {
+                labels.push(format!("({wire}, {strategy}, max_fds {batch}, {what})"));
+            }
         }
     }
-    assert!(
-        labels
-            .iter()
-            .any(|l| l.ends_with(&format!(" {})", Config::default().max_fds_per_message))),
-        "the default batch is among the runs"
-    );
+    // What the library ships, run as it is.
+    let shipped = Config::default();
+    assert_eq!(shipped.wire, Wire::Native);
+    assert_eq!(shipped.reservation, Reservation::Auto);
+    labels.push(format!(
+        "(shipped defaults: native, auto, max_fds {}, message mix)",
+        shipped.max_fds_per_message
+    ));
     assert_eq!(
         runs.len(),
         labels.len(),
-        "one run per strategy and batch size:\n{stdout}"
+        "one run per wire, strategy and batch size, and one of the defaults:\n{stdout}"
     );
-    let per_run = 24000 / labels.len();
+    let per_run = total / labels.len();
     for (run, label) in runs.iter().zip(&labels) {
         assert!(run.contains(label.as_str()), "{run}");
-        assert!(
-            run.contains(&format!(": {per_run} descriptors in")),
-            "{run}"
-        );
+        let unit = if label.contains("message mix") {
+            "messages ("
+        } else {
+            "descriptors in"
+        };
+        assert!(run.contains(&format!(": {per_run} {unit}")), "{run}");
     }
     assert!(
-        stdout.contains("fdpass-soak: PASS: 24000 descriptors"),
+        stdout.contains(&format!("fdpass-soak: PASS: {total} pushes")),
         "{stdout}"
     );
     println!("{stdout}");

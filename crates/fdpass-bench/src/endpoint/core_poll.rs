@@ -3,11 +3,17 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use fdpass_core::{Config, Event, Passer, Want};
+use fdpass_core::{Config, Event, Message, Passer, Want};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::{closed, take_message, Endpoint};
+use super::{closed, take_message, Endpoint, PAYLOAD};
+use crate::case::Load;
 use crate::BoxError;
+
+/// Messages the sender of a message case queues before it waits for the
+/// kernel to take them: a deep queue, without holding a whole repetition's
+/// payload at once.
+const MESSAGE_WINDOW: usize = 1024;
 
 pub struct CorePoll {
     passer: Passer,
@@ -76,6 +82,39 @@ fn run(
     }
 }
 
+/// Drives `passer` until it has nothing left to write. After the last
+/// `Sent` event bytes of the last `sendmsg` may still be owed: the kernel
+/// took its descriptors with the first part of its bytes, and reports them
+/// sent, but the peer needs the rest to complete the frames (a 4 KiB
+/// message's, or a long batch's, when the socket buffer was nearly full).
+fn finish_writing(passer: &mut Passer) -> Result<(), BoxError> {
+    loop {
+        while let Some(event) = passer.poll_event() {
+            if let Event::Failed(e) = event {
+                return Err(e.into());
+            }
+        }
+        let now = Instant::now();
+        passer.handle_timeout(now);
+        let deadline = passer.poll_timeout();
+        match passer.interest().write {
+            Want::Now => passer.handle_writable(now),
+            Want::WhenReady => {
+                let mut fds = [PollFd::from_borrowed_fd(passer.as_fd(), PollFlags::OUT)];
+                let timeout = Timespec::try_from(Duration::from_secs(10))?;
+                poll(&mut fds, Some(&timeout))?;
+                passer.handle_writable(Instant::now());
+            }
+            // A send back-off: wait for its retry.
+            _ if deadline.is_some() => {
+                let wait = deadline.map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+                std::thread::sleep(wait);
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Waits for the `Received` event of the one outstanding request.
 fn recv_one(passer: &mut Passer) -> Result<OwnedFd, BoxError> {
     passer.push_recv()?;
@@ -96,7 +135,8 @@ fn send_one(passer: &mut Passer, fd: OwnedFd) -> Result<(), BoxError> {
     let token = passer.push_send(fd)?;
     run(passer, |_, event| {
         Ok(matches!(event, Event::Sent(t) if t >= token))
-    })
+    })?;
+    finish_writing(passer)
 }
 
 impl Endpoint for CorePoll {
@@ -106,7 +146,8 @@ impl Endpoint for CorePoll {
         };
         run(&mut self.passer, |_, event| {
             Ok(matches!(event, Event::Sent(t) if t >= last))
-        })
+        })?;
+        finish_writing(&mut self.passer)
     }
 
     /// One request at a time; after each `Received`, the rest of that
@@ -152,5 +193,75 @@ impl Endpoint for CorePoll {
             send_one(&mut self.passer, fd)?;
         }
         Ok(())
+    }
+
+    /// `push_send_message` for up to [`MESSAGE_WINDOW`] messages, then the
+    /// loop until the kernel took the last of them, again until all are sent.
+    fn send_messages(&mut self, load: Load, n: usize, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
+        let payload = &PAYLOAD[..load.payload_len()];
+        let mut fds = fds.into_iter();
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(MESSAGE_WINDOW);
+            left -= k;
+            let mut last = None;
+            for _ in 0..k {
+                let message =
+                    Message::new(payload.to_vec(), fds.by_ref().take(load.fds()).collect());
+                last = Some(
+                    self.passer
+                        .push_send_message(message)
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let Some(last) = last else { break };
+            run(&mut self.passer, |_, event| {
+                Ok(matches!(event, Event::Sent(t) if t >= last))
+            })?;
+        }
+        finish_writing(&mut self.passer)
+    }
+
+    /// One message request at a time; after each `ReceivedMessage`, the
+    /// rest already read with `try_recv_message`.
+    fn recv_messages(&mut self, load: Load, n: usize) -> Result<(), BoxError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let check = |message: Message| -> Result<(), BoxError> {
+            if message.payload.len() != load.payload_len() || message.fds.len() != load.fds() {
+                return Err(format!(
+                    "expected {} bytes and {} descriptors, got {} and {}",
+                    load.payload_len(),
+                    load.fds(),
+                    message.payload.len(),
+                    message.fds.len()
+                )
+                .into());
+            }
+            Ok(())
+        };
+        self.passer.push_recv_message()?;
+        let mut got = 0;
+        run(&mut self.passer, |passer, event| match event {
+            Event::ReceivedMessage(_, message) => {
+                check(message)?;
+                got += 1;
+                while got < n {
+                    let Some((_, message)) = passer.try_recv_message() else {
+                        break;
+                    };
+                    check(message)?;
+                    got += 1;
+                }
+                if got < n {
+                    passer.push_recv_message()?;
+                }
+                Ok(got == n)
+            }
+            Event::RecvRefused(_, e) => Err(e.into()),
+            Event::Closed => Err(closed()),
+            _ => Ok(false),
+        })
     }
 }

@@ -4,7 +4,7 @@
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use crate::case::{Case, Imp, Recv};
+use crate::case::{Case, Imp, Load, Recv};
 use crate::BoxError;
 
 mod core_poll;
@@ -36,13 +36,38 @@ pub trait Endpoint {
 
     /// `rounds` times: receives a descriptor and sends it straight back.
     fn echo(&mut self, rounds: usize) -> Result<(), BoxError>;
+
+    /// Sends `n` messages of `load`, in order: each carries
+    /// [`PAYLOAD`]`[..load.payload_len()]` and, if `load` has one, the next
+    /// descriptor of `fds` (closed once the kernel has it). Returns when all
+    /// are in the kernel's hands.
+    fn send_messages(&mut self, load: Load, n: usize, fds: Vec<OwnedFd>) -> Result<(), BoxError> {
+        let _ = (load, n, fds);
+        Err("this implementation has no message case".into())
+    }
+
+    /// Receives `n` messages of `load`, checking each one's size and closing
+    /// its descriptors.
+    fn recv_messages(&mut self, load: Load, n: usize) -> Result<(), BoxError> {
+        let _ = (load, n);
+        Err("this implementation has no message case".into())
+    }
 }
+
+/// The payload bytes of the message cases (a prefix of it for each message;
+/// the raw loop's batched sends take several messages' worth at once).
+pub static PAYLOAD: [u8; 1 << 16] = [0x5a; 1 << 16];
 
 /// The endpoint of `case` on `socket` (a connected, blocking, close-on-exec
 /// `SOCK_STREAM` socket).
 pub fn open(case: Case, socket: OwnedFd) -> Result<Box<dyn Endpoint>, BoxError> {
     Ok(match case.imp {
-        Imp::Raw => Box::new(raw::Raw::new(socket, case.batch, case.recv == Recv::Peek)),
+        Imp::Raw => Box::new(raw::Raw::new(
+            socket,
+            case.batch,
+            case.recv == Recv::Peek,
+            case.load,
+        )),
         Imp::Core => Box::new(core_poll::CorePoll::new(socket, case.config())?),
         Imp::TokioCt
         | Imp::TokioMt
