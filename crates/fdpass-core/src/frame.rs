@@ -89,9 +89,11 @@ impl Header {
 /// The caller keeps `payload` within the peer's limit (at most `u32::MAX`).
 pub fn encode_message(out: &mut Vec<u8>, fds: u8, batch_fds: u8, payload: &[u8]) {
     let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&[KIND_MESSAGE, fds, batch_fds, 0]);
-    out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(payload);
+    let [l0, l1, l2, l3] = length.to_be_bytes();
+    out.extend_from_slice(&[KIND_MESSAGE, fds, batch_fds, 0, l0, l1, l2, l3]);
+    if !payload.is_empty() {
+        out.extend_from_slice(payload);
+    }
 }
 
 /// What one end announces in its hello.

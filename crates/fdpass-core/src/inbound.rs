@@ -172,7 +172,12 @@ impl Inbound {
             let Some(payload) = data.get(at + HEADER_LEN..at + HEADER_LEN + length) else {
                 break;
             };
-            recv.arrive(payload.to_vec(), self.unclaimed.drain(..fds), served);
+            if fds == 1 {
+                // The common frame (one descriptor): no drain to set up.
+                recv.arrive(payload.to_vec(), self.unclaimed.pop_front(), served);
+            } else {
+                recv.arrive(payload.to_vec(), self.unclaimed.drain(..fds), served);
+            }
             at += HEADER_LEN + length;
         }
         Ok(at)

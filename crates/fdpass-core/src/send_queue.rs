@@ -150,6 +150,7 @@ impl SendQueue {
             };
         }
         self.out.clear();
+        self.out.reserve(bytes);
         self.written = 0;
         // `fds` fits in a byte: at most 253 (SCM_MAX_FD) per `sendmsg`.
         let mut batch_fds = u8::try_from(fds).unwrap_or(u8::MAX);
