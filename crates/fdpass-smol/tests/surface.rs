@@ -18,12 +18,14 @@ fn socket_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// Whether the server closed `client`'s connection (end-of-stream) or keeps
-/// it open (nothing to read yet).
+/// it open (nothing to read yet, or the first byte of the native hello its
+/// passer sends at once: `H`).
 fn closed_by_server(client: &UnixStream) -> bool {
     client.set_nonblocking(true).expect("non-blocking");
     let mut byte = [0u8];
     match (&*client).read(&mut byte) {
         Ok(0) => true,
+        Ok(1) if byte[0] == b'H' => false,
         Err(e) if e.kind() == ErrorKind::WouldBlock => false,
         other => panic!("unexpected read on a client: {other:?}"),
     }
