@@ -1876,4 +1876,135 @@ mod tests {
         // Every request is served or withdrawn: the passer reads for nobody.
         assert_eq!(b.passer().outstanding_recvs(), 0);
     }
+
+    fn sent_message(driver: &mut Driver, message: Message) {
+        let token = driver.push_send_message(message).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let sent = driver.poll_sent(&mut cx, &mut TryAlways, token, &mut Waiter::default());
+        assert!(matches!(sent, Poll::Ready(Ok(()))));
+    }
+
+    fn numbered_fd(number: u8) -> OwnedFd {
+        use std::io::Write;
+        let (read_end, mut write_end) = std::io::pipe().unwrap();
+        write_end.write_all(&[number]).unwrap();
+        read_end.into()
+    }
+
+    fn numbers_of(received: Poll<Result<Option<Message>, Error>>) -> (Vec<u8>, Vec<u8>) {
+        let Poll::Ready(Ok(Some(message))) = received else {
+            panic!("expected a message, got {received:?}");
+        };
+        let fds = message
+            .fds
+            .into_iter()
+            .map(|fd| number_of(Poll::Ready(Ok(Some(fd)))))
+            .collect();
+        (message.payload, fds)
+    }
+
+    #[test]
+    fn requests_of_both_kinds_are_served_in_the_order_made_not_polled() {
+        let (a, b) = Passer::pair(Config::default()).unwrap();
+        let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+        let mut cx = Context::from_waker(Waker::noop());
+        b.drive_now(&mut TryAlways); // b's hello: a may send more than one descriptor per sendmsg
+        let mut one = b.request_recv();
+        let mut message = b.request_recv_message();
+        let mut rest = b.request_recv_message();
+        numbered(&mut a, 1);
+        sent_message(&mut a, Message::new(b"two".to_vec(), vec![numbered_fd(2)]));
+        sent_message(
+            &mut a,
+            Message::from_fds(vec![numbered_fd(3), numbered_fd(4)]),
+        );
+        // Made last, served last: nothing is left for it.
+        let mut three = b.request_recv();
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut rest)),
+            (Vec::new(), vec![3, 4])
+        );
+        assert!(b
+            .poll_recv(&mut cx, &mut TryAlways, &mut three)
+            .is_pending());
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut message)),
+            (b"two".to_vec(), vec![2])
+        );
+        assert_eq!(number_of(b.poll_recv(&mut cx, &mut TryAlways, &mut one)), 1);
+        b.cancel_recv(&mut three);
+        assert_eq!(b.passer().outstanding_recvs(), 0);
+        assert_eq!(b.stats().held_descriptors, 0);
+    }
+
+    #[test]
+    fn a_descriptor_request_is_refused_by_a_payload_and_a_batch_stops_before_one() {
+        let (a, b) = Passer::pair(Config::default()).unwrap();
+        let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+        let mut cx = Context::from_waker(Waker::noop());
+        b.drive_now(&mut TryAlways); // b's hello: a may send all in one sendmsg
+        a.push_send_many([numbered_fd(1), numbered_fd(2)]).unwrap();
+        sent_message(
+            &mut a,
+            Message::new(b"bytes".to_vec(), vec![numbered_fd(3)]),
+        );
+        let mut buf = Vec::new();
+        let mut batch = RecvRequest::default();
+        let got = b.poll_recv_many(&mut cx, &mut TryAlways, &mut batch, &mut buf, 10);
+        assert!(matches!(got, Poll::Ready(Ok(2))), "{got:?}");
+        let refused = b.poll_recv(&mut cx, &mut TryAlways, &mut RecvRequest::default());
+        assert!(
+            matches!(
+                refused,
+                Poll::Ready(Err(Error::UnexpectedMessage {
+                    payload_len: 5,
+                    descriptors: 1
+                }))
+            ),
+            "{refused:?}"
+        );
+        let mut batch = RecvRequest::default();
+        let refused = b.poll_recv_many(&mut cx, &mut TryAlways, &mut batch, &mut buf, 10);
+        assert!(matches!(
+            refused,
+            Poll::Ready(Err(Error::UnexpectedMessage { .. }))
+        ));
+        let mut request = RecvRequest::default();
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut request)),
+            (b"bytes".to_vec(), vec![3])
+        );
+        assert_eq!(buf.len(), 2);
+    }
+
+    #[test]
+    fn a_dropped_message_request_hands_its_message_to_the_next_in_line() {
+        let (a, b) = Passer::pair(Config::default()).unwrap();
+        let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+        let mut cx = Context::from_waker(Waker::noop());
+        b.drive_now(&mut TryAlways); // b's hello
+        let mut dropped = b.request_recv_message();
+        let mut served = b.request_recv_message();
+        sent_message(&mut a, Message::new(b"one".to_vec(), vec![numbered_fd(1)]));
+        sent_message(&mut a, Message::from_payload("two"));
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut served)),
+            (b"two".to_vec(), Vec::new())
+        );
+        // "one" arrived for `dropped`, which goes away unserved.
+        assert_eq!(b.stats().held_descriptors, 1);
+        b.cancel_recv(&mut dropped);
+        // A descriptor request next meets its payload: refused, nothing taken.
+        let refused = b.poll_recv(&mut cx, &mut TryAlways, &mut RecvRequest::default());
+        assert!(matches!(
+            refused,
+            Poll::Ready(Err(Error::UnexpectedMessage { .. }))
+        ));
+        let mut next = RecvRequest::default();
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut next)),
+            (b"one".to_vec(), vec![1])
+        );
+        assert_eq!(b.passer().outstanding_recvs(), 0);
+    }
 }
