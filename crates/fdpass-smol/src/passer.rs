@@ -26,6 +26,8 @@ use crate::{
 ///
 /// Also a [`Stream`](futures_core::Stream) of received descriptors and a
 /// [`Sink`](futures_sink::Sink) of descriptors to send.
+/// [`messages`](Self::messages) gives a `Stream` and a `Sink` of whole
+/// messages (payload bytes and descriptors).
 ///
 /// Needs no runtime context: it can be created anywhere and awaited on any
 /// executor (smol's, async-std's, `futures::executor`, a plain `block_on`);

@@ -24,6 +24,8 @@ use crate::{
 ///
 /// Also a [`Stream`](futures_core::Stream) of received descriptors and a
 /// [`Sink`](futures_sink::Sink) of descriptors to send.
+/// [`messages`](Self::messages) gives a `Stream` and a `Sink` of whole
+/// messages (payload bytes and descriptors).
 ///
 /// Must be created inside a tokio runtime (current-thread or multi-thread)
 /// with I/O and time enabled. Outside any runtime every constructor returns
