@@ -558,6 +558,25 @@ impl<S: Sys> Passer<S> {
         taken
     }
 
+    /// [`try_recv_message`](Self::try_recv_message) for the async driver,
+    /// which keeps received descriptors in one queue of its own: the next
+    /// message's descriptors are appended to `fds` without building a
+    /// [`Message`] (no allocation per message); returns its payload and how
+    /// many descriptors it has.
+    pub(crate) fn try_recv_message_into(
+        &mut self,
+        fds: &mut VecDeque<OwnedFd>,
+    ) -> Option<(Vec<u8>, usize)> {
+        if !self.events.is_empty() {
+            return None;
+        }
+        let taken = self.recv.take_message_into(fds);
+        if taken.is_some() {
+            self.report_end_when_drained();
+        }
+        taken
+    }
+
     /// What the peer announced in its hello (native wire), once it arrived:
     /// the version spoken and the most descriptors and payload bytes it
     /// accepts per message. `None` before, and on the classic wire.

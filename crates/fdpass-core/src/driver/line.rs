@@ -1,7 +1,8 @@
 //! The line of receive requests and the messages that arrived for them.
 //!
-//! The driver asks the passer for whole messages only, and splits them here:
-//! a descriptor request (`recv`, `recv_many`) takes descriptors of messages
+//! The driver pulls what the passer read ahead as whole messages and asks
+//! for the rest by kind; either way what arrives is shared out here, in
+//! stream order: a descriptor request (`recv`, `recv_many`) takes descriptors of messages
 //! that are descriptors only, a message request (`recv_message`) takes the
 //! next message whole (or what descriptor requests ahead of it left of it),
 //! and a descriptor request that meets a message with payload bytes (or an
@@ -19,7 +20,7 @@
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 
-use crate::{Error, Message};
+use crate::{Error, Message, Passer};
 
 /// What a request in line takes.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +69,14 @@ struct Cursor {
     skip: usize,
 }
 
+/// A message received and not yet claimed (whole or in part): its payload,
+/// and how many of the descriptors in [`RecvLine::fds`] are still its.
+#[derive(Debug)]
+struct Arrived {
+    payload: Vec<u8>,
+    fds: usize,
+}
+
 /// Receive requests in the order they were made, and messages received and
 /// not yet claimed, oldest first.
 ///
@@ -78,13 +87,14 @@ struct Cursor {
 pub(super) struct RecvLine {
     places: VecDeque<Place>,
     next_ticket: u64,
-    arrived: VecDeque<Message>,
-    /// Descriptors in `arrived` (for the counters).
-    held: usize,
+    arrived: VecDeque<Arrived>,
+    /// The descriptors of `arrived`, in order: one flat queue, so that
+    /// descriptors pass through without an allocation per message.
+    fds: VecDeque<OwnedFd>,
 }
 
-fn descriptors_only(message: &Message) -> bool {
-    message.payload.is_empty() && !message.fds.is_empty()
+fn descriptors_only(message: &Arrived) -> bool {
+    message.payload.is_empty() && message.fds > 0
 }
 
 impl RecvLine {
@@ -95,7 +105,14 @@ impl RecvLine {
 
     /// Descriptors received and not yet claimed.
     pub(super) fn held_descriptors(&self) -> usize {
-        self.held
+        self.fds.len()
+    }
+
+    /// Whether a `recv_message` is in line.
+    pub(super) fn has_message_request(&self) -> bool {
+        self.places
+            .iter()
+            .any(|place| matches!(place.kind, Kind::Message))
     }
 
     /// A new place at the back of the line; its ticket.
@@ -109,14 +126,42 @@ impl RecvLine {
 
     /// A message the passer delivered joins the back of what arrived.
     pub(super) fn arrive(&mut self, message: Message) {
-        self.held += message.fds.len();
-        self.arrived.push_back(message);
+        let fds = message.fds.len();
+        self.fds.extend(message.fds);
+        self.arrived.push_back(Arrived {
+            payload: message.payload,
+            fds,
+        });
+    }
+
+    /// A descriptor the passer delivered for a descriptor request: a
+    /// message of one, as far as the line can tell.
+    pub(super) fn arrive_fd(&mut self, fd: OwnedFd) {
+        self.fds.push_back(fd);
+        self.arrived.push_back(Arrived {
+            payload: Vec::new(),
+            fds: 1,
+        });
+    }
+
+    /// Moves the messages `passer` read ahead (newer than anything here) to
+    /// the back of what arrived, without I/O and without an allocation per
+    /// message.
+    pub(super) fn pull_read_ahead(&mut self, passer: &mut Passer) {
+        while let Some((payload, fds)) = passer.try_recv_message_into(&mut self.fds) {
+            self.arrived.push_back(Arrived { payload, fds });
+        }
     }
 
     /// Lets go of everything arrived (closed or failed: nobody will claim it).
     pub(super) fn drain_arrived(&mut self) -> impl Iterator<Item = OwnedFd> + '_ {
-        self.held = 0;
-        self.arrived.drain(..).flat_map(|message| message.fds)
+        self.arrived.clear();
+        self.fds.drain(..)
+    }
+
+    /// Where message `at`'s descriptors start in `fds`.
+    fn start_of(&self, at: usize) -> usize {
+        self.arrived.range(..at).map(|message| message.fds).sum()
     }
 
     /// Where the share of the request `ticket` is, if all of it is here;
@@ -157,16 +202,16 @@ impl RecvLine {
 
     /// The one descriptor of a [`Share::Fds`] of count 1.
     pub(super) fn take_one(&mut self, at: usize, skip: usize) -> Option<OwnedFd> {
+        let index = self.start_of(at) + skip;
         let message = self.arrived.get_mut(at)?;
-        if skip >= message.fds.len() {
+        if skip >= message.fds {
             return None;
         }
-        let fd = message.fds.remove(skip);
-        if message.fds.is_empty() {
+        message.fds -= 1;
+        if message.fds == 0 {
             self.arrived.remove(at);
         }
-        self.held -= 1;
-        Some(fd)
+        self.fds.remove(index)
     }
 
     /// The descriptors of a [`Share::Fds`], appended to `buf` in order.
@@ -179,36 +224,38 @@ impl RecvLine {
     ) {
         let (mut at, mut skip, mut left) = (at, skip, count);
         while left > 0 {
+            let index = self.start_of(at) + skip;
             let Some(message) = self.arrived.get_mut(at) else {
                 break;
             };
-            let end = message.fds.len().min(skip + left);
-            let before = buf.len();
-            buf.extend(message.fds.drain(skip..end));
-            let moved = buf.len() - before;
+            let moved = left.min(message.fds.saturating_sub(skip));
+            message.fds -= moved;
             left -= moved;
-            self.held -= moved;
-            if message.fds.is_empty() {
+            if message.fds == 0 {
                 self.arrived.remove(at);
             } else {
                 at += 1;
             }
+            buf.extend(self.fds.drain(index..index + moved));
             skip = 0;
         }
     }
 
     /// The message of a [`Share::Message`].
     pub(super) fn take_message(&mut self, at: usize, skip: usize) -> Option<Message> {
-        let message = if skip == 0 {
-            self.arrived.remove(at)?
+        let index = self.start_of(at) + skip;
+        let head = self.arrived.get_mut(at)?;
+        let count = head.fds.saturating_sub(skip);
+        let payload = if skip == 0 {
+            self.arrived.remove(at)?.payload
         } else {
             // Descriptor requests ahead keep the first `skip`; this one gets
             // the rest (the message is descriptors only: no payload to split).
-            let head = self.arrived.get_mut(at)?;
-            Message::from_fds(head.fds.split_off(skip.min(head.fds.len())))
+            head.fds = skip;
+            Vec::new()
         };
-        self.held -= message.fds.len();
-        Some(message)
+        let fds = self.fds.drain(index..index + count).collect();
+        Some(Message::new(payload, fds))
     }
 
     /// The error of a [`Share::Refused`].
@@ -216,7 +263,7 @@ impl RecvLine {
         let (payload_len, descriptors) = self
             .arrived
             .get(at)
-            .map_or((0, 0), |message| (message.payload.len(), message.fds.len()));
+            .map_or((0, 0), |message| (message.payload.len(), message.fds));
         Error::UnexpectedMessage {
             payload_len,
             descriptors,
@@ -226,7 +273,7 @@ impl RecvLine {
 
 /// The share of the request of `kind` whose turn starts at `cursor`, and
 /// moves `cursor` past it; `None` if it is not all here.
-fn step(arrived: &VecDeque<Message>, cursor: &mut Cursor, kind: &mut Kind) -> Option<Share> {
+fn step(arrived: &VecDeque<Arrived>, cursor: &mut Cursor, kind: &mut Kind) -> Option<Share> {
     let head = arrived.get(cursor.at)?;
     let (at, skip) = (cursor.at, cursor.skip);
     let limit = match kind {
@@ -252,7 +299,7 @@ fn step(arrived: &VecDeque<Message>, cursor: &mut Cursor, kind: &mut Kind) -> Op
                 if !descriptors_only(message) {
                     break;
                 }
-                run += message.fds.len() - from;
+                run += message.fds - from;
                 from = 0;
             }
             *taken.insert(taken.unwrap_or(*limit).min(run))
@@ -264,11 +311,11 @@ fn step(arrived: &VecDeque<Message>, cursor: &mut Cursor, kind: &mut Kind) -> Op
         let Some(message) = arrived.get(cursor.at) else {
             break;
         };
-        let available = message.fds.len() - cursor.skip;
+        let available = message.fds - cursor.skip;
         let moved = left.min(available);
         left -= moved;
         cursor.skip += moved;
-        if cursor.skip == message.fds.len() {
+        if cursor.skip == message.fds {
             cursor.at += 1;
             cursor.skip = 0;
         }

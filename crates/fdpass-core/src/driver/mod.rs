@@ -9,9 +9,9 @@
 //! `send`, `recv`, `send_message`, `recv_message` and `flush` ([`SendFd`],
 //! [`RecvFd`], [`SendMessage`], [`RecvMessage`], [`Flush`]).
 //!
-//! Receiving: the driver asks the passer for whole messages only and hands
-//! them out itself, from one line of requests of every kind, served in the
-//! order made (see `line.rs`): `recv` takes one descriptor of a message
+//! Receiving: the driver hands out what the passer delivers itself, from
+//! one line of requests of every kind, served in the order made (see
+//! `line.rs`): `recv` takes one descriptor of a message
 //! without payload, `recv_many` takes descriptors across such messages,
 //! `recv_message` the next message (or what descriptor requests left of
 //! it). A descriptor request whose turn comes at a message with payload
@@ -383,7 +383,7 @@ pub struct Driver {
     /// line (served or dropped) what it would have got moves up to the
     /// requests behind it and nothing is lost (see `line.rs`).
     line: RecvLine,
-    /// The passer's message requests outstanding, oldest first: one for
+    /// The passer's receive requests outstanding, oldest first: one for
     /// each request in `line` that has nothing here yet.
     asked: VecDeque<RecvToken>,
     /// Every token up to and including this one has been sent.
@@ -1489,9 +1489,7 @@ impl Driver {
     /// Moves the messages the passer read ahead (newer than anything in
     /// the line) to the line, without I/O.
     fn pull_read_ahead(&mut self) {
-        while let Some((_token, message)) = self.passer.try_recv_message() {
-            self.line.arrive(message);
-        }
+        self.line.pull_read_ahead(&mut self.passer);
     }
 
     /// Takes `request` out of line with its share, if it is all here.
@@ -1509,13 +1507,27 @@ impl Driver {
         Some(share)
     }
 
-    /// Asks the passer for a message for each request in line that has
-    /// nothing here yet.
+    /// Asks the passer for one thing for each request in line that has
+    /// nothing here yet. While only descriptor requests (`recv`,
+    /// `recv_many`) are in line it asks for descriptors: served without an
+    /// allocation, they are the common case, and a message with payload
+    /// refuses them and comes here with the read-ahead, where the line
+    /// refuses the request itself. Once a message request is in line it
+    /// asks for whole messages, so that a message's descriptors are never
+    /// split between requests other than as the line's rules say (a batch
+    /// takes a varying number, so requests of both kinds cannot be matched
+    /// one to one with the passer's).
     fn ask_enough(&mut self) {
         self.pull_read_ahead();
         let lacking = self.line.lacking();
+        let messages = self.line.has_message_request();
         while self.asked.len() < lacking {
-            match self.passer.push_recv_message() {
+            let asked = if messages {
+                self.passer.push_recv_message()
+            } else {
+                self.passer.push_recv()
+            };
+            match asked {
                 Ok(token) => self.asked.push_back(token),
                 // End of stream or failure: the caller reports it.
                 Err(_) => break,
@@ -1682,18 +1694,17 @@ impl Driver {
                     self.answered(token);
                     self.line.arrive(message);
                 }
-                // The driver asks for messages only; a descriptor is a
-                // message of one, should one come.
                 Event::Received(token, fd) => {
                     self.answered(token);
-                    self.line.arrive(Message::from(fd));
+                    self.line.arrive_fd(fd);
                 }
                 // The passer dropped its outstanding requests.
                 Event::Closed | Event::Failed(_) => self.asked.clear(),
                 // Waiting senders learn it from `send_usable`.
                 Event::SendFailed(_) => {}
-                // Only descriptor requests are refused, and the driver makes
-                // none: the message stays in the passer for the next request.
+                // A descriptor request met a message with payload: the
+                // message stays in the passer, read ahead, and comes here at
+                // the next pull, where the line refuses the request itself.
                 Event::RecvRefused(token, _) => self.answered(token),
             }
         }
