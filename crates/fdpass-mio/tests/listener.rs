@@ -28,14 +28,26 @@ fn drain(listener: &Listener, accepted: &mut Vec<Passer>) -> Result<(), Error> {
 }
 
 /// Whether the server closed `client`'s connection (it reads end-of-stream)
-/// or keeps it open (nothing to read yet).
+/// or keeps it open (nothing more to read yet). An admitted connection's
+/// passer has written its hello (native wire): that is read past, and only
+/// that.
 fn closed_by_server(client: &UnixStream) -> bool {
     client.set_nonblocking(true).expect("non-blocking");
-    let mut byte = [0u8];
-    match (&*client).read(&mut byte) {
-        Ok(0) => true,
-        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-        other => panic!("unexpected read on a client: {other:?}"),
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 64];
+    loop {
+        match (&*client).read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(n) => {
+                received.extend_from_slice(&buffer[..n]);
+                assert!(
+                    received.len() <= fdpass_core::frame::HELLO_LEN,
+                    "the server sent more than its hello: {received:?}"
+                );
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            other => panic!("unexpected read on a client: {other:?}"),
+        }
     }
 }
 
