@@ -126,6 +126,12 @@
 //!   would block or the passer wants nothing more, as edge-triggering
 //!   requires. A direction that hit `EAGAIN` is woken by the next edge, which
 //!   comes because the registration always covers both directions.
+//! - On the native wire the passer wants one thing nobody asks for: the
+//!   peer's hello. It writes its own when it is created and reads the peer's
+//!   on the first readable edge (registering reports a socket already
+//!   readable), with or without a request, so a passer that only sends
+//!   learns the peer's limits, and one that only receives announces its
+//!   own, with no push from the application.
 //! - An edge for a direction the passer does not want costs a wake-up and no
 //!   system call. (A passer that only sends, for example, gets a writable
 //!   event when its peer reads.) The kernel merges such edges, so it is at
