@@ -238,6 +238,11 @@ fn only_sending_and_only_receiving_passers_complete_the_handshake(sender_first: 
     let pushed = sender
         .push_send_message(Message::new(payload.clone(), fds))
         .unwrap();
+    if sender_first {
+        // The receiver's hello is in the socket, but only the next edge
+        // tells the sender: until then the message must wait.
+        assert_eq!(sender.core().queued_sends(), 3, "sent before the hello");
+    }
     let asked = receiver.push_recv_message().unwrap();
     let mut sent = false;
     let mut message = None;
