@@ -26,7 +26,10 @@ use mio::{Interest, Registry, Token};
 /// may complete at once.
 ///
 /// Sending and receiving are independent. Descriptors arrive in the order
-/// they were pushed, each exactly once, close-on-exec.
+/// they were pushed, each exactly once, close-on-exec. Messages
+/// ([`push_send_message`](Self::push_send_message),
+/// [`push_recv_message`](Self::push_recv_message)) carry payload bytes with
+/// their descriptors, in the same order as everything else.
 ///
 /// ```
 /// use std::time::Instant;
