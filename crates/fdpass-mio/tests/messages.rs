@@ -333,3 +333,43 @@ fn a_message_beyond_the_peers_announced_limits_is_refused_and_handed_back() {
     assert!(a.core().send_usable().is_ok(), "a refusal ends nothing");
     assert_eq!(a.core().queued_sends(), 0);
 }
+
+#[test]
+fn messages_larger_than_the_pre_hello_limit_cross_a_listener_connection_both_ways() {
+    let dir = std::env::temp_dir().join(format!("fdpass-mio-messages-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = fdpass_mio::Listener::bind(dir.join("sock")).unwrap();
+    // The client pushes before the server even accepted: its message (too
+    // large to go before the server's hello) waits for a hello not yet
+    // written.
+    let mut client = Passer::connect(listener.path()).unwrap();
+    let big = || Message::new(vec![7; 20_000], (0..5).map(numbered_pipe).collect());
+    client.push_send_message(big()).unwrap();
+    assert_eq!(client.core().queued_sends(), 5);
+    let mut server = listener.accept().unwrap().expect("the client waits");
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The server read the client's hello when it was created: it sends at once.
+    server.push_send_message(big()).unwrap();
+    assert_eq!(server.core().queued_sends(), 0);
+    client.push_recv_message().unwrap();
+    server.push_recv_message().unwrap();
+
+    let mut lp = Loop::new(&mut [&mut client, &mut server]);
+    let mut received = [false; 2];
+    lp.drive(&mut [&mut client, &mut server], |_, events| {
+        for (index, event) in events {
+            match event {
+                Event::Sent(_) => {}
+                Event::ReceivedMessage(_, message) => {
+                    assert_eq!(message.payload, vec![7; 20_000]);
+                    let numbers: Vec<u64> = message.fds.into_iter().map(read_number).collect();
+                    assert_eq!(numbers, [0, 1, 2, 3, 4]);
+                    received[index] = true;
+                }
+                other => panic!("passer {index}: unexpected {other:?}"),
+            }
+        }
+        received == [true; 2]
+    });
+}
