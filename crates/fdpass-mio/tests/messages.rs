@@ -373,3 +373,43 @@ fn messages_larger_than_the_pre_hello_limit_cross_a_listener_connection_both_way
         received == [true; 2]
     });
 }
+
+#[test]
+fn a_message_waiting_for_a_hello_that_never_comes_is_handed_back_when_the_peer_closes() {
+    // A peer that reads our hello and exits without sending its own.
+    let (socket, peer) = UnixStream::pair().unwrap();
+    let mut a = Passer::from_std(socket).unwrap();
+    let mut lp = Loop::new(&mut [&mut a]);
+    // Too large for the limits every receiver takes: waits for the hello.
+    let fds = (0..3).map(numbered_pipe).collect();
+    a.push_send_message(Message::new(b"client 1".to_vec(), fds))
+        .unwrap();
+    let mut hello = [0u8; fdpass_core::frame::HELLO_LEN];
+    std::io::Read::read_exact(&mut &peer, &mut hello).unwrap();
+    drop(peer);
+
+    let (mut closed, mut send_failed) = (false, None);
+    lp.drive(&mut [&mut a], |_, events| {
+        for (_, event) in events {
+            match event {
+                Event::Closed => closed = true,
+                Event::SendFailed(error) => send_failed = Some(error),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        closed && send_failed.is_some()
+    });
+    assert!(
+        matches!(
+            send_failed,
+            Some(Error::MessageTooLarge { descriptors: 3, .. })
+        ),
+        "{send_failed:?}"
+    );
+    let unsent = a.take_unsent_messages();
+    assert_eq!(unsent.len(), 1);
+    let message = unsent.into_iter().next().unwrap();
+    assert_eq!(message.payload, b"client 1");
+    let numbers: Vec<u64> = message.fds.into_iter().map(read_number).collect();
+    assert_eq!(numbers, [0, 1, 2], "handed back open, in order");
+}
