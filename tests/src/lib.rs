@@ -40,7 +40,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use fdpass_core::{Config, Error, PushError, Reservation};
+pub use fdpass_core::{Config, Error, Message, PeerLimits, ProtocolError, PushError, Reservation, Wire};
 
 pub use crate::fds::{
     expect_closed, expect_fd, fill_table, inherited, inherited_passer, is_nonblocking,
