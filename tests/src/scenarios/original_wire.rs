@@ -10,7 +10,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use rustix::net::{sendmsg, sockopt, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use crate::{
-    expect_fd, inherited, numbered_pipe, ok, read_number, recv_raw, Adapter, Config, Ctx, Wire, OVERALL,
+    expect_fd, inherited, numbered_pipe, ok, read_number, recv_raw, Adapter, Config, Ctx, Wire,
+    OVERALL,
 };
 
 const EACH_WAY: u64 = 20;
