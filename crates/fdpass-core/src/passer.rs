@@ -411,6 +411,19 @@ impl<S: Sys> Passer<S> {
         Ok(self.send.push_message(message))
     }
 
+    /// [`push_send_message`](Self::push_send_message) without the
+    /// high-water marks: for a `Sink` whose `poll_ready` saw room that
+    /// another handle took since, or that this message needs more of.
+    pub(crate) fn push_send_message_over_mark(
+        &mut self,
+        message: Message,
+    ) -> Result<SendToken, PushError<Message>> {
+        match self.push_send_message(message) {
+            Err(PushError::Full(message)) => Ok(self.send.push_message(message)),
+            other => other,
+        }
+    }
+
     /// Queues every descriptor of `fds`, in order; returns at once with the
     /// last one's token (`None` if `fds` was empty). [`Event::Sent`] with that
     /// token or a later one reports that the kernel took them all.

@@ -82,13 +82,20 @@
 
 mod futures;
 mod listener;
+mod messages;
 mod passer;
 mod reactor;
 mod stream;
 
-pub use crate::futures::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
+pub use crate::futures::{
+    Closed, Flush, RecvFd, RecvMany, RecvMessage, SendFd, SendMessage, Shutdown,
+};
 pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
-pub use fdpass_core::{Config, Error, ProtocolError, PushError, Reservation, RetryPolicy, Stats};
+pub use fdpass_core::{
+    Config, Error, Message, PeerLimits, ProtocolError, PushError, Reservation, RetryPolicy, Stats,
+    Wire,
+};
 pub use listener::Listener;
+pub use messages::Messages;
 pub use passer::Passer;
