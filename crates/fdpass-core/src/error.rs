@@ -113,7 +113,8 @@ pub enum Error {
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let (ours, mut theirs) = UnixStream::pair()?;
-/// let mut passer = Passer::new(ours.into(), Config::default())?;
+/// let classic = Config::default().with_wire(fdpass_core::Wire::CLASSIC);
+/// let mut passer = Passer::new(ours.into(), classic)?;
 /// theirs.write_all(b"no descriptors")?; // bytes without SCM_RIGHTS
 /// passer.push_recv()?;
 /// passer.handle_readable(Instant::now());

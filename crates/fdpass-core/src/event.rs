@@ -89,7 +89,10 @@ pub enum Event {
     /// Whatever the peer sent before still arrives, then [`Event::Closed`]
     /// if it closed. Later pushes return this error and hand their
     /// descriptors back; those queued and never sent wait for
-    /// [`Passer::take_unsent`](crate::Passer::take_unsent). Reported once.
+    /// [`Passer::take_unsent`](crate::Passer::take_unsent). Reported once;
+    /// not reported by a passer that never had anything of the
+    /// application's to send (only its own native hello was on its way when
+    /// the peer went): its next push returns the error.
     SendFailed(Error),
     /// The passer failed and is unusable. Every descriptor it held has been
     /// let go of, except the queued sends the kernel never took: those stay
@@ -106,6 +109,8 @@ pub enum Event {
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let (mut a, _b) = Passer::pair(Config::default())?;
+/// assert_eq!(a.interest().write, Want::Now); // its hello, first of all
+/// a.handle_writable(std::time::Instant::now());
 /// assert_eq!(a.interest().write, Want::Idle); // nothing queued
 /// let (read_end, _write_end) = rustix::pipe::pipe()?;
 /// a.push_send(read_end)?;

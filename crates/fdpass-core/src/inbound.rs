@@ -73,12 +73,6 @@ impl Inbound {
         limit.saturating_sub(self.pending.len()).max(1)
     }
 
-    /// Whether the stream is between frames with nothing received unclaimed:
-    /// then the next byte begins a `sendmsg`.
-    pub(crate) fn at_send_boundary(&self) -> bool {
-        self.peer.is_some() && self.pending.is_empty() && self.unclaimed.is_empty()
-    }
-
     pub(crate) fn held_fds(&self) -> usize {
         self.unclaimed.len()
     }
@@ -207,19 +201,29 @@ impl Inbound {
     }
 
     /// What the next frame's header says, if the stream is at a `sendmsg`
-    /// boundary and `peeked` holds its header: the descriptors the next read
-    /// brings (`batch_fds`) and the frame's whole length.
+    /// boundary and `peeked` (the bytes from the next unread one on) holds
+    /// its header, after the peer's hello if that is still to come: the
+    /// descriptors the next read brings (`batch_fds`) and the bytes up to the
+    /// end of that frame (the hello's included).
     pub(crate) fn next_send(&self, peeked: &[u8]) -> Option<(usize, usize)> {
-        if !self.at_send_boundary() {
+        if !self.pending.is_empty() || !self.unclaimed.is_empty() {
             return None;
         }
-        let header = Header::decode(peeked.get(..HEADER_LEN)?.try_into().ok()?).ok()?;
+        let at = if self.peer.is_some() {
+            0
+        } else if peeked.first() == Some(&frame::KIND_HELLO) {
+            HELLO_LEN
+        } else {
+            return None;
+        };
+        let header = peeked.get(at..at + HEADER_LEN)?;
+        let header = Header::decode(header.try_into().ok()?).ok()?;
         if header.kind != Kind::Message || header.batch_fds < header.fds {
             return None;
         }
         Some((
             usize::from(header.batch_fds),
-            HEADER_LEN.saturating_add(header.length as usize),
+            (at + HEADER_LEN).saturating_add(header.length as usize),
         ))
     }
 }

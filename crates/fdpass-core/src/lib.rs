@@ -4,6 +4,11 @@
 //! non-blocking, buffered, in order, and without ever losing a descriptor,
 //! even when the receiving process's descriptor table is full.
 //!
+//! Descriptors travel alone or in [`Message`]s with payload bytes, on the
+//! native wire (framed and versioned; each end announces its limits) or on
+//! the classic wire of AnyEvent::FDpasser and Python's `send_fds` (see
+//! [`Wire`] and `docs/wire.md`).
+//!
 //! This crate is the reactor-free heart of fdpass: a [`Passer`] is a state
 //! machine that owns the send and receive queues, the descriptor-slot
 //! reservation and the retry timers. It never blocks, never polls and never
@@ -13,7 +18,9 @@
 //!
 //! ## The vocabulary
 //! - Inputs: [`Passer::push_send`] (or [`Passer::push_send_many`] for a
-//!   batch), [`Passer::push_recv`] (or [`Passer::try_recv`] for a descriptor
+//!   batch, [`Passer::push_send_message`] for a message),
+//!   [`Passer::push_recv`] or [`Passer::push_recv_message`] (or
+//!   [`Passer::try_recv`], [`Passer::try_recv_message`] for what was
 //!   already read ahead),
 //!   [`Passer::handle_readable`], [`Passer::handle_writable`],
 //!   [`Passer::handle_timeout`] (with `now` from your clock),
@@ -22,8 +29,8 @@
 //! - Outputs: [`Passer::interest`] (per direction: [`Want::Idle`],
 //!   [`Want::Now`] or [`Want::WhenReady`]), [`Passer::poll_timeout`] (the next
 //!   deadline), and [`Passer::poll_event`] ([`Event::Sent`],
-//!   [`Event::Received`], [`Event::Closed`], [`Event::SendFailed`],
-//!   [`Event::Failed`]).
+//!   [`Event::Received`], [`Event::ReceivedMessage`], [`Event::RecvRefused`],
+//!   [`Event::Closed`], [`Event::SendFailed`], [`Event::Failed`]).
 //! - Observing: [`Passer::stats`], a [`Stats`] snapshot of gauges and
 //!   counters for a metrics exporter; with the `tracing` feature, events
 //!   for full-table stalls, send back-pressure, protocol errors, failures
@@ -90,10 +97,12 @@
 //! `examples/poll_demo.rs` is the same loop across two processes.
 //!
 //! ## Guarantees
-//! 1. Every descriptor sent arrives exactly once, in FIFO order.
+//! 1. Every descriptor and message sent arrives exactly once, whole, in FIFO
+//!    order; receive requests of both kinds are served in the order made.
 //! 2. No call blocks; sending and receiving proceed independently.
 //! 3. A full descriptor table delays delivery and never loses a descriptor
-//!    (see [`Reservation`]).
+//!    (see [`Reservation`]); a message the table can never hold at the
+//!    current `RLIMIT_NOFILE` is [`Error::MessageNeverFits`], not a wait.
 //! 4. Every descriptor the passer holds is closed exactly once, on success,
 //!    failure, close or drop, or handed back to the application exactly once
 //!    (a refused push's [`PushError`], the unsent sends of a failed passer
@@ -107,7 +116,9 @@
 //!    illumos `FD_CLOEXEC` is set right after `recvmsg`, which is not atomic.
 //! 6. Bad input from the peer is a typed [`Error::Protocol`], never a panic or
 //!    a leak, and the passer never reads more than the outstanding requests
-//!    plus one message.
+//!    plus one message (at most `max_payload_len` + 8 bytes and
+//!    `max_fds_per_message` descriptors), besides the native peer's 24-byte
+//!    hello.
 //! 7. An orderly close by the peer is [`Event::Closed`], distinct from
 //!    [`Event::Failed`]; our own close or drop reads as an orderly end of
 //!    stream to the peer, even with its messages unread.

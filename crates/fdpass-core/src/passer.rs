@@ -120,6 +120,8 @@ pub struct Passer<S: Sys = SystemCalls> {
     recv_retry: Retry,
     /// What [`Passer::stats`] reports besides the queues and the retries.
     counters: Counters,
+    /// The socket keeps message boundaries (`SOCK_SEQPACKET`).
+    seqpacket: bool,
     /// Reused receive buffers: payload bytes and installed descriptors.
     bytes: Vec<u8>,
     fds: Vec<OwnedFd>,
@@ -195,6 +197,7 @@ impl<S: Sys> Passer<S> {
             Err(e) => return Err(e.into()),
         }
         sys.suppress_sigpipe(socket.as_fd())?;
+        let seqpacket = sys.keeps_boundaries(socket.as_fd());
         let slots = match config.reservation {
             Reservation::Peek => Slots::peek(),
             // `Auto` was resolved above.
@@ -205,8 +208,21 @@ impl<S: Sys> Passer<S> {
         let mut send = SendQueue::default();
         let (inbound, read_buffer) = match config.wire {
             Wire::Native => {
-                // Our hello goes first, without waiting for the peer's.
-                let hello = Hello::announcing(config.max_fds_per_message, config.max_payload_len);
+                // Our hello goes first, without waiting for the peer's. With
+                // the peek reservation nothing is held for arrivals, so the
+                // batch announced is at most half the room RLIMIT_NOFILE
+                // leaves: a peer batching up to a limit the table could
+                // never hold at once would stall for good. (The sentinel
+                // frees its own slots, as many as the limit.)
+                let mut announced = config.max_fds_per_message;
+                if config.reservation == Reservation::Peek {
+                    if let Some(limit) = sys.nofile_limit() {
+                        let half =
+                            usize::try_from(limit.saturating_sub(1) / 2).unwrap_or(usize::MAX);
+                        announced = announced.min(half.max(1));
+                    }
+                }
+                let hello = Hello::announcing(announced, config.max_payload_len);
                 send.owe(&hello.encode());
                 (
                     Some(Inbound::new(
@@ -239,9 +255,17 @@ impl<S: Sys> Passer<S> {
             send_retry: Retry::new(config.retry),
             recv_retry: Retry::new(config.retry),
             counters: Counters::default(),
+            seqpacket,
             bytes: vec![0; read_buffer],
             fds: Vec::with_capacity(config.max_fds_per_message),
         })
+    }
+
+    /// The system-call seam this passer was built with (fault injection and
+    /// counting in tests).
+    #[doc(hidden)]
+    pub fn sys(&self) -> &S {
+        &self.sys
     }
 
     /// The settings this passer was created with.
@@ -390,7 +414,7 @@ impl<S: Sys> Passer<S> {
             return Err(PushError::Unusable(e, message));
         }
         let (fds, payload_len) = (message.fds.len(), message.payload.len());
-        let (max_fds, max_payload) = match (self.config.wire, self.peer_limits()) {
+        let (max_fds, max_payload) = match (self.config.wire, self.send_limits()) {
             (Wire::Classic { .. }, _) => (SCM_MAX_FD, 0),
             (Wire::Native, Some(peer)) => (peer.max_fds_per_message, peer.max_payload_len),
             (Wire::Native, None) => (SCM_MAX_FD, crate::config::MAX_PAYLOAD_LIMIT),
@@ -428,11 +452,13 @@ impl<S: Sys> Passer<S> {
     /// last one's token (`None` if `fds` was empty). [`Event::Sent`] with that
     /// token or a later one reports that the kernel took them all.
     ///
-    /// The same as calling [`push_send`](Self::push_send) for each, but a
-    /// driver that writes only after the whole batch is queued fills every
-    /// message up to [`max_fds_per_message`](crate::Config::max_fds_per_message),
-    /// which a sender with a deep queue wants: the receiver's cost is mostly
-    /// per message.
+    /// The same as calling [`push_send`](Self::push_send) for each (each
+    /// descriptor is a message of its own), but a driver that writes only
+    /// after the whole batch is queued fills every `sendmsg` up to the
+    /// batch limit (the peer's announced limit on the native wire, the
+    /// classic wire's `batch`), which a sender with a deep queue wants: the
+    /// receiver's cost is mostly per `sendmsg`. To have the descriptors
+    /// arrive together as one message, push a [`Message`] instead.
     ///
     /// # Errors
     /// As [`push_send`](Self::push_send), for the whole batch: none is
@@ -565,6 +591,20 @@ impl<S: Sys> Passer<S> {
         self.inbound.as_ref().and_then(Inbound::peer)
     }
 
+    /// Native wire: what may be sent to the peer, once that is settled: its
+    /// hello's limits, or, if it closed its end before sending one, for
+    /// good the least every native receiver takes (one descriptor, 4096
+    /// bytes). `None` while the hello is awaited.
+    fn send_limits(&self) -> Option<PeerLimits> {
+        self.peer_limits().or_else(|| {
+            (self.peer_closed && self.hello_awaited()).then_some(PeerLimits {
+                version: frame::VERSIONS.0,
+                max_fds_per_message: 1,
+                max_payload_len: MIN_PAYLOAD_LIMIT,
+            })
+        })
+    }
+
     /// The next descriptor, if it was already read (one message brings
     /// many): a receive request made and fulfilled at once, without a
     /// [`Event::Received`]. Returns `None`, and asks for nothing, when no
@@ -578,11 +618,13 @@ impl<S: Sys> Passer<S> {
     /// use fdpass_core::{Config, Event, Passer};
     /// # fn main() -> Result<(), fdpass_core::Error> {
     /// let (mut a, mut b) = Passer::pair(Config::default())?;
+    /// b.handle_writable(std::time::Instant::now()); // b's hello: a may batch
+    /// a.handle_readable(std::time::Instant::now());
     /// for _ in 0..2 {
     ///     let (r, _w) = rustix::pipe::pipe()?;
     ///     a.push_send(r)?;
     /// }
-    /// a.handle_writable(std::time::Instant::now()); // one message of two
+    /// a.handle_writable(std::time::Instant::now()); // one sendmsg of two
     /// assert!(b.try_recv().is_none()); // nothing read yet
     /// b.push_recv()?;
     /// b.handle_readable(std::time::Instant::now());
@@ -614,7 +656,7 @@ impl<S: Sys> Passer<S> {
     /// let (_a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
     /// let token = b.push_recv()?;
     /// assert!(b.cancel_recv(token));
-    /// assert!(!b.interest().read.is_wanted());
+    /// assert_eq!(b.outstanding_recvs(), 0);
     /// # Ok(()) }
     /// ```
     pub fn cancel_recv(&mut self, token: RecvToken) -> bool {
@@ -831,6 +873,11 @@ impl<S: Sys> Passer<S> {
         }
         self.slots.close_all(&mut self.sys);
         self.recv_retry.reset();
+        // Our hello, not yet started and with nothing behind it, would tell
+        // a peer that gets nothing more what it may send: not worth a wait.
+        if self.send.front_size().is_none() && self.counters.messages_sent == 0 {
+            self.send.forget_unstarted();
+        }
         self.state = State::Draining { deadline };
         self.finish_draining();
     }
@@ -1002,7 +1049,13 @@ impl<S: Sys> Passer<S> {
     /// ```
     /// use fdpass_core::{Interest, Want};
     /// # fn main() -> Result<(), fdpass_core::Error> {
-    /// let (a, _b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// let (mut a, mut b) = fdpass_core::Passer::pair(fdpass_core::Config::default())?;
+    /// // Each end's hello: its own to write, the peer's to read.
+    /// assert_eq!(a.interest(), Interest { read: Want::Now, write: Want::Now });
+    /// let now = std::time::Instant::now();
+    /// a.handle_writable(now);
+    /// b.handle_writable(now);
+    /// a.handle_readable(now);
     /// assert_eq!(a.interest(), Interest { read: Want::Idle, write: Want::Idle });
     /// # Ok(()) }
     /// ```
@@ -1196,9 +1249,13 @@ impl<S: Sys> Passer<S> {
     // ---- receiving ----
 
     fn read_wanted(&self) -> bool {
-        matches!(self.state, State::Open)
+        let for_requests = matches!(self.state, State::Open) && self.recv.outstanding() > 0;
+        // A graceful shutdown still reads the hello: what is queued may
+        // wait for the peer's limits.
+        let for_hello =
+            matches!(self.state, State::Open | State::Draining { .. }) && self.hello_awaited();
+        (for_requests || for_hello)
             && !self.peer_closed
-            && (self.recv.outstanding() > 0 || self.hello_awaited())
             && !self.recv_retry.is_waiting()
             && self.slots.is_ready()
     }
@@ -1226,16 +1283,34 @@ impl<S: Sys> Passer<S> {
             // `Auto` was resolved at construction.
             Reservation::Sentinel | Reservation::Auto => RecvMode::Take,
         };
+        // Sentinel on the native wire: at the start of a `sendmsg` the
+        // look below sees its first frame header, which says how many
+        // descriptors the read brings (`batch_fds`): only that many slots
+        // need freeing, and a frame without any is read alone, so that the
+        // read cannot reach the next `sendmsg`'s descriptors.
+        let mut exact: Option<(usize, usize)> = None;
         if mode == RecvMode::Take {
             // Freeing and re-taking every slot costs two system calls per
             // slot. A look first (no control buffer: nothing installed,
             // nothing consumed) spares them when nothing waits, as at the end
             // of every burst and before every message of a round trip.
+            let look = if self.inbound.is_some() {
+                (frame::HELLO_LEN + frame::HEADER_LEN).min(read_len)
+            } else {
+                1
+            };
             match self
                 .sys
-                .peek_bytes(self.socket.as_fd(), &mut self.bytes[..1])
+                .peek_bytes(self.socket.as_fd(), &mut self.bytes[..look])
             {
-                None | Some(Ok(_)) => {}
+                None => {}
+                Some(Ok(seen)) => {
+                    exact = self
+                        .inbound
+                        .as_ref()
+                        .and_then(|inbound| inbound.next_send(&self.bytes[..seen]))
+                        .filter(|&(fds, _)| fds <= max);
+                }
                 Some(Err(Errno::AGAIN)) => {
                     self.read_blocked = true;
                     return;
@@ -1257,11 +1332,18 @@ impl<S: Sys> Passer<S> {
                 Err(e) => return self.fail(e.into()),
             }
         }
-        self.slots.release(&mut self.sys);
+        let (read_len, room) = match exact {
+            // A stream read could run on into the next `sendmsg` and its
+            // descriptors; a sequenced-packet read never leaves its record.
+            Some((0, len)) if !self.seqpacket => (len.min(read_len), 0),
+            Some((fds, _)) => (read_len, fds),
+            None => (read_len, max),
+        };
+        self.slots.release_some(&mut self.sys, room);
         let result = self.sys.recvmsg(
             self.socket.as_fd(),
             &mut self.bytes[..read_len],
-            max,
+            room,
             mode,
             &mut self.fds,
         );
@@ -1303,6 +1385,12 @@ impl<S: Sys> Passer<S> {
             // install a few descriptors beyond the limit without setting
             // MSG_CTRUNC: the limit is enforced on what arrived.
             return self.fail_with_fds(ProtocolError::TooManyDescriptors { limit: max }.into());
+        }
+        if exact.is_some() && (got.truncated_control || self.fds.len() > room) {
+            // More descriptors came than the frame header announced: the
+            // kernel dropped what found no freed slot.
+            let count = (self.fds.len() + 1).saturating_sub(room).max(1);
+            return self.fail_with_fds(ProtocolError::DescriptorsWithoutFrame { count }.into());
         }
         if got.truncated_control {
             return self.on_truncated(got, now);
@@ -1602,7 +1690,11 @@ impl<S: Sys> Passer<S> {
         let Some((fds, payload_len)) = self.send.front_size() else {
             return false;
         };
-        !self.hello_awaited() || (fds <= 1 && payload_len <= MIN_PAYLOAD_LIMIT)
+        // Settled limits: sending tries, and fails with the reason if the
+        // push exceeds them.
+        self.send_limits().is_some()
+            || !self.hello_awaited()
+            || (fds <= 1 && payload_len <= MIN_PAYLOAD_LIMIT)
     }
 
     // ---- graceful shutdown ----
@@ -1685,7 +1777,7 @@ impl<S: Sys> Passer<S> {
     /// larger than ours either (a single message the peer takes still goes,
     /// alone).
     fn native_send_limits(&self) -> BatchLimits {
-        match self.peer_limits() {
+        match self.send_limits() {
             None => BatchLimits {
                 fds: 1,
                 payload: MIN_PAYLOAD_LIMIT,
@@ -1709,7 +1801,7 @@ impl<S: Sys> Passer<S> {
     /// unsent pushes wait for `take_unsent_messages`.
     fn on_front_too_large(&mut self) {
         let (Some(peer), Some((descriptors, payload_len))) =
-            (self.peer_limits(), self.send.front_size())
+            (self.send_limits(), self.send.front_size())
         else {
             return;
         };
@@ -1750,7 +1842,13 @@ impl<S: Sys> Passer<S> {
             self.send.forget_owed_bytes();
             self.send_retry.reset();
             self.send_failure = Some(error.clone());
-            self.events.push_back(Event::SendFailed(error));
+            // Only our own hello was on its way (the peer went away before
+            // it) and the application never pushed anything: there is
+            // nothing of its to report now; a later push returns the error.
+            let hello_only = self.send.front_size().is_none() && self.counters.messages_sent == 0;
+            if !hello_only {
+                self.events.push_back(Event::SendFailed(error));
+            }
         }
     }
 

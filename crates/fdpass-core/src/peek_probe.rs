@@ -78,9 +78,13 @@ fn probe() -> bool {
     matches!(peeked, Some((1..SENT, true))) && taken == Some((SENT, false))
 }
 
-/// Descriptors in the probe's message.
+/// Descriptors in the probe's message: few, so that the probe runs in a
+/// process with a small RLIMIT_NOFILE too (it holds at most this many plus
+/// four while it runs), and more than the control buffer sized for one
+/// descriptor holds once rounded up for alignment (up to four), so that the
+/// peek is truncated.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const SENT: usize = 8;
+const SENT: usize = 5;
 
 /// One non-blocking `recvmsg` with room for `room` descriptors: how many
 /// arrived (closed at once) and whether `MSG_CTRUNC` was set.

@@ -102,6 +102,22 @@ impl Slots {
         }
     }
 
+    /// Sentinel strategy: frees only `n` of the slots (fewer than all), for
+    /// a read known to bring at most `n` descriptors: the native wire's
+    /// frame header says how many before they are taken. Frees all of them
+    /// with the peek strategy's probes, as [`release`](Self::release).
+    pub(crate) fn release_some<S: Sys>(&mut self, sys: &mut S, n: usize) {
+        match self {
+            Slots::Sentinel { slots, .. } if n < slots.len() => {
+                // The most recently taken: usually consecutive numbers, one
+                // `close_range` for them all.
+                let mut freed = slots.split_off(slots.len() - n);
+                sys.close_many(&mut freed);
+            }
+            _ => self.release(sys),
+        }
+    }
+
     /// Sentinel strategy: takes back the slots freed by [`release`](Self::release).
     pub(crate) fn refill<S: Sys>(&mut self, sys: &mut S) -> Result<Room, Errno> {
         let Slots::Sentinel {

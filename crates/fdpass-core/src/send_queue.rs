@@ -229,6 +229,13 @@ impl SendQueue {
         (self.fds.drain(..fds), SendToken(self.taken - 1))
     }
 
+    /// Forgets owed bytes not one of which was written yet (an unsent hello).
+    pub(crate) fn forget_unstarted(&mut self) {
+        if self.written == 0 {
+            self.forget_owed_bytes();
+        }
+    }
+
     /// The prepared `sendmsg` was not taken (the kernel said "not now" or
     /// failed): nothing of it is owed; the next attempt prepares it anew.
     pub(crate) fn abandon_batch(&mut self) {

@@ -37,19 +37,22 @@ use std::time::{Duration, Instant};
 ///
 /// # fn main() -> Result<(), fdpass_core::Error> {
 /// let (mut a, mut b) = Passer::pair(Config::default())?;
+/// let now = Instant::now();
+/// b.handle_writable(now); // b's hello: a may now send b's limits' worth at once
+/// a.handle_readable(now);
 /// for _ in 0..3 {
 ///     let (read_end, _write_end) = rustix::pipe::pipe()?;
 ///     a.push_send(read_end)?;
 /// }
 /// assert_eq!(a.stats().queued_sends, 3);
-/// a.handle_writable(Instant::now()); // one message of three descriptors
+/// a.handle_writable(now); // three messages of one descriptor, one sendmsg
 /// b.push_recv()?;
-/// b.handle_readable(Instant::now());
+/// b.handle_readable(now);
 ///
 /// let sent = a.stats();
-/// assert_eq!((sent.messages_sent, sent.descriptors_sent, sent.queued_sends), (1, 3, 0));
+/// assert_eq!((sent.messages_sent, sent.descriptors_sent, sent.queued_sends), (3, 3, 0));
 /// let received = b.stats();
-/// assert_eq!((received.messages_received, received.descriptors_received), (1, 3));
+/// assert_eq!((received.messages_received, received.descriptors_received), (3, 3));
 /// // One descriptor went to the request, two wait read ahead (plus the
 /// // reserved slots, with the sentinel strategy).
 /// assert!(received.held_descriptors >= 2);

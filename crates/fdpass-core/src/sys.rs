@@ -440,6 +440,24 @@ pub trait Sys {
     fn peek_is_lossless(&mut self) -> bool {
         crate::peek_probe::peek_is_lossless_here()
     }
+
+    /// Whether `socket` keeps message boundaries (`SOCK_SEQPACKET`), from
+    /// `getsockopt(SO_TYPE)` (`socket(7)`): a read then never joins two
+    /// `sendmsg`s. The passer asks once, at construction; anything but a
+    /// sequenced-packet socket, an error included, counts as a stream, the
+    /// cautious answer.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use fdpass_core::sys::{Sys, SystemCalls};
+    ///
+    /// let (a, _b) = fdpass_core::socket::pair()?;
+    /// assert!(!SystemCalls::default().keeps_boundaries(a.as_fd()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn keeps_boundaries(&mut self, socket: BorrowedFd<'_>) -> bool {
+        rustix::net::sockopt::socket_type(socket) == Ok(rustix::net::SocketType::SEQPACKET)
+    }
 }
 
 /// The real system calls, through rustix.

@@ -770,7 +770,9 @@ fn run_case(case: Case) -> TestCaseResult {
         }
         fake.on_dup(Err(errno));
     }
+    // The oracle knows the classic wire's rules (a byte per descriptor).
     let config = Config::default()
+        .with_wire(fdpass_core::Wire::Classic { batch: case.max })
         .with_reservation(case.reservation)
         .with_max_fds_per_message(case.max)
         .with_retry(case.retry)

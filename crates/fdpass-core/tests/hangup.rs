@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use fdpass_core::{Config, Error, Event, Passer, Want};
+use fdpass_core::{Config, Error, Event, Passer, Want, Wire};
 
 fn pipe_end() -> OwnedFd {
     rustix::pipe::pipe().unwrap().0
@@ -82,8 +82,10 @@ fn a_peer_passer_dropped_with_our_descriptors_unread_reads_as_an_orderly_close()
 
 #[test]
 fn unasked_bytes_suspend_the_watch_so_a_level_triggered_loop_does_not_spin() {
+    // A classic peer's byte: the classic wire reads nothing unasked.
     let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let mut a = watching(Passer::new(ours.into(), Config::default()).unwrap());
+    let classic = Config::default().with_wire(Wire::CLASSIC);
+    let mut a = watching(Passer::new(ours.into(), classic).unwrap());
     theirs.write_all(b"\0").unwrap();
     a.handle_readable(Instant::now());
     assert!(
@@ -106,6 +108,10 @@ fn unasked_bytes_suspend_the_watch_so_a_level_triggered_loop_does_not_spin() {
 fn the_close_is_reported_only_after_the_descriptors_read_ahead_are_out() {
     let (a, b) = Passer::pair(Config::default()).unwrap();
     let (mut a, mut b) = (a, watching(b));
+    // `a` batches once it has `b`'s hello (before it, one per message).
+    b.handle_writable(Instant::now());
+    a.handle_readable(Instant::now());
+    assert!(a.peer_limits().is_some());
     a.push_send_many((0..3).map(|_| pipe_end())).unwrap();
     a.handle_writable(Instant::now());
     drop(a);
@@ -132,12 +138,32 @@ fn the_close_is_reported_only_after_the_descriptors_read_ahead_are_out() {
 
 #[test]
 fn without_the_watch_the_input_is_touched_only_for_requests() {
-    let (a, b) = Passer::pair(Config::default()).unwrap();
+    let classic = Config::default().with_wire(Wire::CLASSIC);
+    let (a, b) = Passer::pair(classic).unwrap();
     let mut a = a;
     assert_eq!(a.interest().read, Want::Idle);
     drop(b);
     a.handle_readable(Instant::now());
     assert!(events(&mut a).is_empty());
+}
+
+#[test]
+fn without_the_watch_a_native_passer_reads_only_the_peer_hello_unasked() {
+    let (mut a, mut b) = Passer::pair(Config::default()).unwrap();
+    // The hello says what may be sent: it is read without a request.
+    assert_eq!(a.interest().read, Want::Now);
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    b.push_send(r).unwrap();
+    b.handle_writable(Instant::now()); // b's hello, then a message
+    a.handle_readable(Instant::now());
+    assert!(a.peer_limits().is_some());
+    assert!(events(&mut a).is_empty());
+    // Then nothing more is read until asked: the message waits.
+    assert_eq!(a.interest().read, Want::Idle);
+    assert_eq!(a.held_descriptors(), 0);
+    a.push_recv().unwrap();
+    a.handle_readable(Instant::now());
+    assert!(matches!(events(&mut a)[..], [Event::Received(..)]));
 }
 
 /// A pipe whose read end carries `n` in its buffer, to tell descriptors apart.

@@ -27,8 +27,12 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 const BOTH: [Reservation; 2] = [Reservation::Peek, Reservation::Sentinel];
 
+/// The classic wire: these peers write it by hand (a byte per descriptor),
+/// and break it in every way they can. The native wire's hostile peers are
+/// in `hostile_native_peers.rs`.
 fn config(reservation: Reservation, max: usize) -> Config {
     Config::default()
+        .with_wire(fdpass_core::Wire::Classic { batch: max })
         .with_reservation(reservation)
         .with_max_fds_per_message(max)
 }

@@ -113,8 +113,7 @@ fn poll_loop(passer: &mut Passer, want: usize) -> (Vec<Event>, usize) {
 fn out_of_band_byte_never_spins_a_level_triggered_loop() {
     for reservation in BOTH {
         let (peer, ours) = fdpass_core::socket::pair().unwrap();
-        let mut passer =
-            Passer::new(ours, Config::default().with_reservation(reservation)).unwrap();
+        let mut passer = Passer::new(ours, classic().with_reservation(reservation)).unwrap();
         if send(&peer, Vec::new(), SendFlags::OOB).is_none() {
             eprintln!("this kernel refuses MSG_OOB on AF_UNIX: nothing to test");
             return;
@@ -140,8 +139,7 @@ fn out_of_band_byte_never_spins_a_level_triggered_loop() {
 fn out_of_band_descriptors_arrive_in_order_like_any_other() {
     for reservation in BOTH {
         let (peer, ours) = fdpass_core::socket::pair().unwrap();
-        let mut passer =
-            Passer::new(ours, Config::default().with_reservation(reservation)).unwrap();
+        let mut passer = Passer::new(ours, classic().with_reservation(reservation)).unwrap();
         let sent: Vec<OwnedFd> = (0..3).map(|_| numbered_pipe()).collect();
         let ids: Vec<_> = sent
             .iter()
@@ -167,4 +165,9 @@ fn out_of_band_descriptors_arrive_in_order_like_any_other() {
             .collect();
         assert_eq!(got, ids, "{reservation:?}");
     }
+}
+
+/// The peer here writes the classic wire by hand.
+fn classic() -> Config {
+    Config::default().with_wire(fdpass_core::Wire::Classic { batch: 128 })
 }

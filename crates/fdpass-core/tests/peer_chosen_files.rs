@@ -70,8 +70,12 @@ fn pass(peer: &OwnedFd, bytes: usize, fds: Vec<OwnedFd>) {
     send_with(peer, &vec![0; bytes], &borrowed, SendFlags::DONTWAIT);
 }
 
+/// A passer on the classic wire: the peers here write that wire by hand.
 fn passer(socket: OwnedFd, reservation: Reservation) -> Passer {
-    Passer::new(socket, Config::default().with_reservation(reservation)).expect("passer")
+    let config = Config::default()
+        .with_reservation(reservation)
+        .with_wire(fdpass_core::Wire::Classic { batch: 128 });
+    Passer::new(socket, config).expect("passer")
 }
 
 /// Runs `f`, asserting it returns within [`PROMPT`].

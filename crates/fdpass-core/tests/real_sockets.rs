@@ -36,6 +36,20 @@ fn config(reservation: Reservation, max: usize) -> Config {
         .with_max_fds_per_message(max)
 }
 
+/// Two passers that have read each other's hello, so that from their first
+/// push on they batch up to the peer's limit (before a hello arrives, a
+/// native sender puts one descriptor in each message).
+fn pair_after_hellos(config: Config) -> (Passer, Passer) {
+    let (mut a, mut b) = Passer::pair(config).unwrap();
+    let now = Instant::now();
+    a.handle_writable(now);
+    b.handle_writable(now);
+    a.handle_readable(now);
+    b.handle_readable(now);
+    assert!(a.peer_limits().is_some() && b.peer_limits().is_some());
+    (a, b)
+}
+
 /// Serialises the tests that keep hundreds of descriptors open at once.
 /// Every test thread shares this process's descriptor table, and several such
 /// tests side by side would outgrow a common soft limit of 1024 on a machine
@@ -374,7 +388,7 @@ fn peer_drop_is_closed_not_failed_sentinel() {
 /// Descriptors read ahead before the peer closed are still handed out;
 /// `PeerClosed` comes only after the last of them.
 fn read_ahead_survives_peer_close(config: Config) {
-    let (mut a, mut b) = Passer::pair(config).unwrap();
+    let (mut a, mut b) = pair_after_hellos(config);
     for n in 0..4 {
         a.push_send(numbered_pipe(n)).unwrap();
     }
@@ -526,7 +540,7 @@ fn leak_scenarios(reservation: Reservation) {
 
     // Descriptors read ahead are closed with the passer.
     {
-        let (mut a, mut b) = Passer::pair(config(reservation, 16)).unwrap();
+        let (mut a, mut b) = pair_after_hellos(config(reservation, 16));
         for n in 0..10 {
             a.push_send(numbered_pipe(n)).unwrap();
         }
@@ -545,7 +559,7 @@ fn leak_scenarios(reservation: Reservation) {
 
     // Received events never drained are closed with the passer.
     {
-        let (mut a, mut b) = Passer::pair(config(reservation, 4)).unwrap();
+        let (mut a, mut b) = pair_after_hellos(config(reservation, 4));
         for n in 0..5 {
             a.push_send(numbered_pipe(n)).unwrap();
             b.push_recv().unwrap();
@@ -578,21 +592,22 @@ fn leak_scenarios(reservation: Reservation) {
         rustix::io::write(&raw, b"xyz").unwrap();
         b.push_recv().unwrap();
         let failure = expect_failure(&mut b);
+        // Not a native hello.
         assert!(
-            matches!(
-                failure,
-                Error::Protocol(ProtocolError::BytesWithoutDescriptors { .. })
-            ),
+            matches!(failure, Error::Protocol(ProtocolError::BadHello)),
             "{failure:?}"
         );
         assert_eq!(b.held_descriptors(), 0);
     }
 
-    // More descriptors in one message than the receiver accepts.
+    // More descriptors in one message than the receiver accepts: the
+    // classic wire, where nothing announces the receiver's limit (a native
+    // sender keeps to the limit its peer announced).
     {
         let (x, y) = fdpass_core::socket::pair().unwrap();
-        let mut a = Passer::new(x, config(reservation, 8)).unwrap();
-        let mut b = Passer::new(y, config(reservation, 1)).unwrap();
+        let classic = fdpass_core::Wire::Classic { batch: 8 };
+        let mut a = Passer::new(x, config(reservation, 8).with_wire(classic)).unwrap();
+        let mut b = Passer::new(y, config(reservation, 1).with_wire(classic)).unwrap();
         for n in 0..8 {
             a.push_send(numbered_pipe(n)).unwrap();
         }

@@ -31,7 +31,8 @@ fn stats_count_messages_and_descriptors_both_ways() {
     let config = Config::default().with_max_fds_per_message(8);
     let (mut a, mut b) = Passer::pair(config).unwrap();
     // a → b: five descriptors in one message; b → a: two, one message each.
-    a.push_send_many((0..5).map(numbered_pipe)).unwrap();
+    let five = fdpass_core::Message::from_fds((0..5).map(numbered_pipe).collect());
+    a.push_send_message(five).unwrap();
     for _ in 0..5 {
         b.push_recv().unwrap();
     }

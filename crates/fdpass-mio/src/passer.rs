@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use fdpass_core::child::Handoff;
 use fdpass_core::socket::PeerCredentials;
-use fdpass_core::{Config, Error, Event, PushError, RecvToken, SendToken, Stats, Want};
+use fdpass_core::{
+    Config, Error, Event, Message, PeerLimits, PushError, RecvToken, SendToken, Stats, Want,
+};
 use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -24,7 +26,10 @@ use mio::{Interest, Registry, Token};
 /// may complete at once.
 ///
 /// Sending and receiving are independent. Descriptors arrive in the order
-/// they were pushed, each exactly once, close-on-exec.
+/// they were pushed, each exactly once, close-on-exec. Messages
+/// ([`push_send_message`](Self::push_send_message),
+/// [`push_recv_message`](Self::push_recv_message)) carry payload bytes with
+/// their descriptors, in the same order as everything else.
 ///
 /// ```
 /// use std::time::Instant;
@@ -145,7 +150,16 @@ impl Passer {
     /// ```
     pub fn pair_with_config(config: Config) -> Result<(Passer, Passer), Error> {
         let (a, b) = fdpass_core::Passer::pair(config)?;
-        Ok((Passer::from_core(a), Passer::from_core(b)))
+        let mut a = Passer::from_core(a);
+        let b = Passer::from_core(b);
+        // On the native wire `a` wrote its hello and found nothing to read,
+        // then `b` wrote its own. No edge tells `a` of it before `a` is
+        // registered, and a passer used without a poll (or pushing a message
+        // only the hello allows) would wait for it: read it now.
+        let now = Instant::now();
+        a.core.handle_readable(now);
+        a.run_ready(now);
+        Ok((a, b))
     }
 
     /// Wraps a connected std `UnixStream`.
@@ -370,6 +384,25 @@ impl Passer {
         self.core.config()
     }
 
+    /// What the peer announced in its hello (native wire), once it arrived:
+    /// the wire version spoken and the most descriptors and payload bytes it
+    /// accepts per message. `None` before, and always on the classic wire.
+    /// The passer reads the hello by itself, with or without a receive
+    /// request, as soon as an event (or the registration) says the socket
+    /// is readable; [`pair`](Self::pair) reads both at once.
+    ///
+    /// ```
+    /// use fdpass_mio::{Config, Passer};
+    /// # fn main() -> Result<(), fdpass_mio::Error> {
+    /// let (a, _b) = Passer::pair_with_config(Config::default().with_max_fds_per_message(16))?;
+    /// let limits = a.peer_limits().expect("the pair's hellos were read");
+    /// assert_eq!((limits.version, limits.max_fds_per_message), (1, 16));
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_limits(&self) -> Option<PeerLimits> {
+        self.core.peer_limits()
+    }
+
     /// A snapshot of this passer's gauges and counters for a metrics
     /// exporter (see [`Stats`] for each field's kind and unit): queued
     /// sends, outstanding receives, descriptors held, full-table and send
@@ -486,6 +519,50 @@ impl Passer {
         Ok(last)
     }
 
+    /// Queues a message, payload bytes and descriptors that the peer
+    /// receives together and whole, and writes it right away if the socket
+    /// takes it; otherwise it goes out on a later writable event, in order
+    /// with every other push. [`Event::Sent`] with this token, or a later
+    /// one, reports that the kernel took it; our copies of its descriptors
+    /// are closed then.
+    ///
+    /// On the native wire (the default) a message may carry any payload up
+    /// to the peer's [`max_payload_len`](crate::Config::max_payload_len) and
+    /// up to its [`max_fds_per_message`](crate::Config::max_fds_per_message)
+    /// descriptors, which the peer announces in its hello
+    /// ([`peer_limits`](Self::peer_limits)). Until the hello has arrived only
+    /// a message every native receiver takes (at most 1 descriptor and 4096
+    /// payload bytes) is written; a larger one waits for it, and the passer
+    /// reads the hello by itself on the next readable event: nothing needs
+    /// to be asked for. On the classic wire a message is descriptors only,
+    /// sent one per `sendmsg` (`docs/wire.md`).
+    ///
+    /// # Errors
+    /// Nothing is queued and the message comes back, its descriptors still
+    /// open: [`PushError::Full`] at [`Config::max_queued_sends`](crate::Config::max_queued_sends)
+    /// or [`Config::max_queued_bytes`](crate::Config::max_queued_bytes);
+    /// [`PushError::Unusable`] once sending has ended;
+    /// [`PushError::Refused`] with [`Error::MessageTooLarge`] for a message
+    /// the peer can never take (more than its hello announced, or any
+    /// payload on the classic wire). See
+    /// [`fdpass_core::Passer::push_send_message`].
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Message, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, _b) = Passer::pair()?;
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// let token = a.push_send_message(Message::new(b"request 7".to_vec(), vec![read_end]))?;
+    /// // An empty socket buffer took it at once.
+    /// assert!(matches!(a.poll_event(), Some(Event::Sent(t)) if t == token));
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_message(&mut self, message: Message) -> Result<SendToken, PushError<Message>> {
+        let token = self.core.push_send_message(message)?;
+        self.run_ready(Instant::now());
+        Ok(token)
+    }
+
     /// Asks for the next descriptor and reads right away if the socket may
     /// hold it; otherwise it comes on a later readable event.
     /// [`Event::Received`] with this token brings it. The passer reads only
@@ -560,6 +637,69 @@ impl Passer {
     /// ```
     pub fn try_recv(&mut self) -> Option<(RecvToken, OwnedFd)> {
         self.core.try_recv()
+    }
+
+    /// Asks for the next message and reads right away if the socket may
+    /// hold it; otherwise it comes on a later readable event.
+    /// [`Event::ReceivedMessage`] with this token brings it, whole: its
+    /// payload and its descriptors (close-on-exec). Requests made with
+    /// [`push_recv`](Self::push_recv) and with this method are served in the
+    /// order they were made. On the classic wire every descriptor is a
+    /// message of its own, without payload.
+    ///
+    /// A descriptor request ([`push_recv`](Self::push_recv)) that meets a
+    /// message with payload bytes (or an empty one) is refused with
+    /// [`Event::RecvRefused`] ([`Error::UnexpectedMessage`]); the message
+    /// then waits, whole, for a message request.
+    ///
+    /// # Errors
+    /// As [`push_recv`](Self::push_recv).
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Message, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, mut b) = Passer::pair()?;
+    /// a.push_send_message(Message::from_payload(b"no descriptor needed".to_vec()))?;
+    /// let token = b.push_recv_message()?;
+    /// // The message was already in the socket.
+    /// match b.poll_event() {
+    ///     Some(Event::ReceivedMessage(t, message)) => {
+    ///         assert_eq!(t, token);
+    ///         assert_eq!(message.payload, b"no descriptor needed");
+    ///         assert!(message.fds.is_empty());
+    ///     }
+    ///     other => panic!("expected the message, got {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn push_recv_message(&mut self) -> Result<RecvToken, Error> {
+        let token = self.core.push_recv_message()?;
+        self.run_ready(Instant::now());
+        Ok(token)
+    }
+
+    /// The next message, if it was already read: a message request made and
+    /// fulfilled at once, without an [`Event::ReceivedMessage`]. `None`,
+    /// asking for nothing, when none waits or while undrained events could
+    /// hold earlier ones: drain [`poll_event`](Self::poll_event) first, and
+    /// use [`push_recv_message`](Self::push_recv_message) when it says `None`.
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Message, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, mut b) = Passer::pair()?;
+    /// for word in [&b"one"[..], b"two"] {
+    ///     a.push_send_message(Message::from_payload(word.to_vec()))?;
+    /// }
+    /// assert!(b.try_recv_message().is_none()); // nothing read yet
+    /// b.push_recv_message()?; // one read brings both
+    /// assert!(matches!(b.poll_event(), Some(Event::ReceivedMessage(_, m)) if m.payload == b"one"));
+    /// let (_token, second) = b.try_recv_message().expect("read with the first");
+    /// assert_eq!(second.payload, b"two");
+    /// # Ok(()) }
+    /// ```
+    pub fn try_recv_message(&mut self) -> Option<(RecvToken, Message)> {
+        self.core.try_recv_message()
     }
 
     /// Handles one event of your poll that carries this passer's token: does
@@ -715,6 +855,28 @@ impl Passer {
     /// ```
     pub fn take_unsent(&mut self) -> Vec<OwnedFd> {
         self.core.take_unsent()
+    }
+
+    /// [`take_unsent`](Self::take_unsent), keeping each push whole: every
+    /// message with its payload and descriptors (a descriptor pushed alone
+    /// comes back as a message of one descriptor), in push order, still
+    /// open. A prefork parent re-routes each connection with its client's
+    /// address. Empty while the passer can still send, as `take_unsent`.
+    ///
+    /// ```
+    /// use fdpass_mio::{Event, Message, Passer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut a, b) = Passer::pair()?;
+    /// drop(b); // the worker died
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send_message(Message::new(b"client 1".to_vec(), vec![read_end]))?; // EPIPE at once
+    /// assert!(matches!(a.poll_event(), Some(Event::SendFailed(_))));
+    /// let unsent = a.take_unsent_messages();
+    /// assert_eq!((unsent[0].payload.as_slice(), unsent[0].fds.len()), (&b"client 1"[..], 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent_messages(&mut self) -> Vec<Message> {
+        self.core.take_unsent_messages()
     }
 
     // ---- outputs ----

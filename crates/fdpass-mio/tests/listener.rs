@@ -28,14 +28,26 @@ fn drain(listener: &Listener, accepted: &mut Vec<Passer>) -> Result<(), Error> {
 }
 
 /// Whether the server closed `client`'s connection (it reads end-of-stream)
-/// or keeps it open (nothing to read yet).
+/// or keeps it open (nothing more to read yet). An admitted connection's
+/// passer has written its hello (native wire): that is read past, and only
+/// that.
 fn closed_by_server(client: &UnixStream) -> bool {
     client.set_nonblocking(true).expect("non-blocking");
-    let mut byte = [0u8];
-    match (&*client).read(&mut byte) {
-        Ok(0) => true,
-        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-        other => panic!("unexpected read on a client: {other:?}"),
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 64];
+    loop {
+        match (&*client).read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(n) => {
+                received.extend_from_slice(&buffer[..n]);
+                assert!(
+                    received.len() <= fdpass_core::frame::HELLO_LEN,
+                    "the server sent more than its hello: {received:?}"
+                );
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            other => panic!("unexpected read on a client: {other:?}"),
+        }
     }
 }
 
@@ -177,4 +189,37 @@ fn connecting_to_a_listener_with_a_full_backlog_never_blocks() {
         other => panic!("expected WouldBlock, got {other:?}"),
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_passer_sends_and_receives_messages_under_the_shared_names() {
+    use fdpass_mio::{Message, PeerLimits, PushError, RecvToken, SendToken, Wire};
+    // The message calls every adapter offers (fdpass-tokio's and
+    // fdpass-smol's under the same names, as futures where they wait), with
+    // the core's types re-exported.
+    let _: fn(&mut Passer, Message) -> Result<SendToken, PushError<Message>> =
+        Passer::push_send_message;
+    let _: fn(&mut Passer) -> Result<RecvToken, Error> = Passer::push_recv_message;
+    let _: fn(&mut Passer) -> Option<(RecvToken, Message)> = Passer::try_recv_message;
+    let _: fn(&Passer) -> Option<PeerLimits> = Passer::peer_limits;
+    let _: fn(&mut Passer) -> Vec<Message> = Passer::take_unsent_messages;
+    let _: fdpass_core::Message = Message::default();
+    let _: Option<fdpass_core::PeerLimits> = None::<PeerLimits>;
+    assert_eq!(Wire::CLASSIC, fdpass_core::Wire::Classic { batch: 1 });
+    assert_eq!(fdpass_mio::Config::default().wire, Wire::Native);
+
+    // The wire is a setting like any other: a classic pair has no hello,
+    // so no limits to report, and refuses payload at the push.
+    let classic = fdpass_mio::Config::default().with_wire(Wire::CLASSIC);
+    let (mut a, _b) = Passer::pair_with_config(classic).unwrap();
+    assert_eq!(a.config().wire, Wire::CLASSIC);
+    assert_eq!(a.peer_limits(), None);
+    match a.push_send_message(Message::from_payload(b"bytes".to_vec())) {
+        Err(PushError::Refused(Error::MessageTooLarge { max_payload: 0, .. }, message)) => {
+            assert_eq!(message.payload, b"bytes")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let (native, _d) = Passer::pair().unwrap();
+    assert_eq!(native.peer_limits().map(|limits| limits.version), Some(1));
 }

@@ -4,13 +4,14 @@
 mod common;
 
 use common::{numbered_pipe, read_number, Loop};
-use fdpass_mio::{Config, Event, Passer};
+use fdpass_mio::{Config, Event, Message, Passer};
 
 #[test]
 fn stats_reflect_traffic_both_ways_and_the_peers_close() {
     let (mut a, mut b) = Passer::pair_with_config(Config::default()).unwrap();
     // a → b: three descriptors in one message; b → a: one.
-    a.push_send_many((0..3).map(numbered_pipe)).unwrap();
+    let three = Message::from_fds((0..3).map(numbered_pipe).collect());
+    a.push_send_message(three).unwrap();
     b.push_send(numbered_pipe(3)).unwrap();
     for _ in 0..3 {
         b.push_recv().unwrap();

@@ -1,95 +1,106 @@
-//! A prefork-style server: the parent accepts TCP connections and hands each
-//! one to a worker child process over a passer; the worker answers on it.
+//! A prefork server: the parent accepts TCP connections and hands each one
+//! to one of its worker processes in a single message, the connection and
+//! its client's address together; the worker greets the client by address.
 //!
 //! Run with `cargo run -p fdpass-tokio --example prefork`. It checks itself:
-//! the parent connects a few clients to its own listener, reads the worker's
-//! answers, and exits 0 when every client got its answer.
+//! the parent connects a few clients to its own listener and exits 0 when
+//! each was greeted with its own address by the worker it was handed to.
 
+use std::error::Error;
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use fdpass_tokio::Passer;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use fdpass_tokio::{Message, Passer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
 
 const WORKER_ARG: &str = "--worker";
-const CLIENTS: usize = 5;
+/// How many worker processes the parent starts.
+pub const WORKERS: usize = 2;
+/// How many clients the parent plays once it listens.
+pub const CLIENTS: usize = 6;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn Error>> {
     if std::env::args().any(|a| a == WORKER_ARG) {
-        worker().await
-    } else {
-        parent().await
+        return worker().await;
     }
+    let program = std::env::current_exe()?;
+    parent(|| {
+        let mut command = Command::new(&program);
+        command.arg(WORKER_ARG);
+        command
+    })
+    .await
 }
 
-/// Accepts connections and passes each to the worker; then plays the clients.
-async fn parent() -> Result<(), Box<dyn std::error::Error>> {
-    let mut command = tokio::process::Command::new(std::env::current_exe()?);
-    command.arg(WORKER_ARG);
-    let (to_worker, mut child) = Passer::spawn_child(&mut command)?;
-    let worker_pid = child.id().ok_or("the worker exited at once")?;
-
+/// Starts the workers (each with a command from `worker_command`), hands
+/// them the connections it accepts in turn, and plays the clients.
+pub async fn parent(worker_command: impl Fn() -> Command) -> Result<(), Box<dyn Error>> {
+    let mut workers = Vec::new();
+    let mut children = Vec::new();
+    for _ in 0..WORKERS {
+        let (passer, child) = Passer::spawn_child(&mut worker_command())?;
+        workers.push(passer);
+        children.push(child);
+    }
+    let pids: Vec<u32> = children.iter().filter_map(|child| child.id()).collect();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
 
-    // The acceptor: every accepted connection goes to the worker. Our copy is
-    // closed once the kernel took it, so the parent holds no client sockets.
     let acceptor = tokio::spawn(async move {
-        for _ in 0..CLIENTS {
-            let (stream, _) = listener.accept().await?;
-            let fd: OwnedFd = stream.into_std()?.into();
-            to_worker.send(fd).await?;
+        for turn in 0..CLIENTS {
+            let (stream, client) = listener.accept().await?;
+            // One message: whose connection it is travels with it. Our copy
+            // is closed once the kernel took it.
+            let connection: OwnedFd = stream.into_std()?.into();
+            let message = Message::new(client.to_string(), vec![connection]);
+            workers[turn % WORKERS].send_message(message).await?;
         }
-        // Closing the passer tells the worker there is no more work.
-        to_worker.close();
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        // Everything sent, then the end of the stream: no more work.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for worker in &workers {
+            worker.shutdown(deadline).await?;
+        }
+        Ok::<_, Box<dyn Error + Send + Sync>>(())
     });
 
-    let mut answers = Vec::new();
-    for i in 0..CLIENTS {
+    for turn in 0..CLIENTS {
         let mut stream = TcpStream::connect(address).await?;
-        stream.write_all(format!("client {i}\n").as_bytes()).await?;
-        let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).await?;
-        println!("parent: client {i} got {:?}", line.trim_end());
-        answers.push(line);
+        let me = stream.local_addr()?;
+        let mut greeting = String::new();
+        stream.read_to_string(&mut greeting).await?;
+        let expected = format!("hello {me}, from worker {}\n", pids[turn % WORKERS]);
+        if greeting != expected {
+            return Err(format!("client {me} got {greeting:?}, expected {expected:?}").into());
+        }
+        print!("client: {greeting}");
     }
     acceptor.await?.map_err(|e| e.to_string())?;
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
-    assert!(status.success(), "worker failed: {status}");
-    for (i, answer) in answers.iter().enumerate() {
-        assert_eq!(answer, &format!("worker {worker_pid} served client {i}\n"));
+    for mut child in children {
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
+        if !status.success() {
+            return Err(format!("a worker failed: {status}").into());
+        }
     }
-    println!("parent: all {CLIENTS} clients served by worker {worker_pid}");
+    println!("parent: {CLIENTS} clients, each greeted by its address");
     Ok(())
 }
 
-/// Receives connections until the parent closes the passer; answers each.
-async fn worker() -> Result<(), Box<dyn std::error::Error>> {
+/// Greets each client it is handed by the address that came with it, until
+/// the parent closes the passer.
+pub async fn worker() -> Result<(), Box<dyn Error>> {
     let from_parent = Passer::from_inherited()?;
-    let pid = std::process::id();
-    let mut connections = Vec::new();
-    while let Some(fd) = from_parent.recv().await? {
-        let std_stream = std::net::TcpStream::from(fd);
-        std_stream.set_nonblocking(true)?;
-        let stream = TcpStream::from_std(std_stream)?;
-        connections.push(tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            BufReader::new(read).read_line(&mut line).await?;
-            write
-                .write_all(format!("worker {pid} served {}\n", line.trim_end()).as_bytes())
-                .await?;
-            Ok::<_, std::io::Error>(())
-        }));
+    while let Some(Message { payload, fds }) = from_parent.recv_message().await? {
+        let client = String::from_utf8(payload)?;
+        let [connection] =
+            <[OwnedFd; 1]>::try_from(fds).map_err(|_| "one connection per message")?;
+        let connection = std::net::TcpStream::from(connection);
+        connection.set_nonblocking(true)?;
+        let mut stream = TcpStream::from_std(connection)?;
+        let greeting = format!("hello {client}, from worker {}\n", std::process::id());
+        stream.write_all(greeting.as_bytes()).await?;
     }
-    // The parent closed the passer: no more work. Finish what was handed over.
-    let served = connections.len();
-    for connection in connections {
-        connection.await??;
-    }
-    eprintln!("worker {pid}: served {served} connections, parent closed");
     Ok(())
 }

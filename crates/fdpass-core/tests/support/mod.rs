@@ -9,7 +9,9 @@ pub mod fake;
 
 use std::time::{Duration, Instant};
 
-use fdpass_core::{Config, Error, Event, RecvToken, Reservation, RetryPolicy, SendToken, Want};
+use fdpass_core::{
+    Config, Error, Event, RecvToken, Reservation, RetryPolicy, SendToken, Want, Wire,
+};
 
 pub use fake::*;
 
@@ -23,7 +25,15 @@ pub const RETRY: RetryPolicy = RetryPolicy {
     max: ms(8),
 };
 
+/// The classic wire, batching up to `max_fds` descriptors per `sendmsg`:
+/// the tests built on this helper pin down that wire's system calls byte by
+/// byte (one zero byte per descriptor).
 pub fn config(reservation: Reservation, max_fds: usize) -> Config {
+    native_config(reservation, max_fds).with_wire(Wire::Classic { batch: max_fds })
+}
+
+/// The native wire (the default) with the same settings.
+pub fn native_config(reservation: Reservation, max_fds: usize) -> Config {
     Config::default()
         .with_reservation(reservation)
         .with_max_fds_per_message(max_fds)
