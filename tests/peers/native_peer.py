@@ -20,6 +20,11 @@ The socket is descriptor --fd (default 0, standard input) or a connection to
                             and in order, until the peer's orderly close.
   hello                     sends only its hello, then reads to the end (a
                             peer's error shows as PEER-ERROR).
+  rush --count N --base B   a peer that cannot wait: right after its hello,
+                            without the peer's, one send of N payload-less
+                            frames of one descriptor each, numbered B, B + 1,
+                            ... (beyond rule 4 before the peer's hello); then
+                            the end of its side, and reads to the end.
 
 Message i has `shape(i)`: a payload and descriptors. Descriptor j of message
 i is the read end of a pipe holding the 8-byte little-endian number
@@ -489,6 +494,27 @@ def mode_echo(wire, _args):
     report("sends", wire.sends)
 
 
+def mode_rush(wire, args):
+    """A peer that cannot wait: at once after its hello, without the peer's,
+    one send of --count payload-less frames of one descriptor each (more
+    than rule 4 allows before the peer's hello), then the end of its side."""
+    fds = [numbered_pipe(args.base + k) for k in range(args.count)]
+    data = b"".join(
+        frame_bytes(b"", 1, len(fds) if k == 0 else 0) for k in range(len(fds))
+    )
+    wire._sendmsg(data, fds)
+    for fd in fds:
+        os.close(fd)
+    wire.end_sending()
+    while True:
+        try:
+            if wire.recv_message() is None:
+                break
+        except (PeerError, ConnectionResetError):
+            break
+    report("sends", wire.sends)
+
+
 def mode_hello(wire, _args):
     expect_end(wire)
 
@@ -503,7 +529,7 @@ def main():
     parser.add_argument("--min-version", type=int, default=VERSION)
     parser.add_argument("--max-version", type=int, default=VERSION)
     parser.add_argument("--fds-only", action="store_true")
-    parser.add_argument("mode", choices=("send", "recv", "exchange", "echo", "hello"))
+    parser.add_argument("mode", choices=("send", "recv", "exchange", "echo", "rush", "hello"))
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--base", type=int, default=0)
     parser.add_argument("--recv-count", type=int, default=0)
@@ -524,6 +550,7 @@ def main():
             "recv": mode_recv,
             "exchange": mode_exchange,
             "echo": mode_echo,
+            "rush": mode_rush,
             "hello": mode_hello,
         }
         modes[args.mode](wire, args)

@@ -14,11 +14,21 @@
 //!    panics if that takes longer than [`OVERALL`]. `src/adapters/tokio.rs`
 //!    is the model for an async adapter, `src/adapters/mio.rs` for one whose
 //!    user owns the event loop.
-//! 3. Add one line to `tests/conformance.rs`:
-//!    `fdpass_conformance::conformance_suite!(<name>, fdpass_conformance::adapters::<name>::<Type>);`
+//!    `src/adapters/core.rs` drives the sans-IO core passer itself with a
+//!    plain `poll(2)` loop: the reference the others are compared with.
+//! 3. If the adapter carries messages, implement [`MessageAdapter`] too.
+//! 4. Add one line to `tests/conformance.rs`:
+//!    `fdpass_conformance::conformance_suite!(<name>, fdpass_conformance::adapters::<name>::<Type>, messages);`
+//!    (without `, messages` for an adapter of descriptors only).
 //!
 //! That generates one `#[test]` per scenario, named `<name>::<scenario>`, so
 //! `cargo test -p fdpass-conformance <name>::` runs one adapter's suite.
+//!
+//! ## Peers in another language
+//! `tests/peers/native_peer.py` speaks the native wire, written from
+//! `docs/wire.md` alone; `tests/peers/classic_peer.py` speaks the classic
+//! wire with nothing but Python's `socket.send_fds`/`recv_fds`. Both use the
+//! standard library only; the suite needs `python3` on the `PATH`.
 //!
 //! ## Child processes
 //! A scenario that needs another process re-runs the test binary for the same
@@ -218,6 +228,10 @@ pub enum Done {
     Received(Option<OwnedFd>),
     /// [`Wait::Flush`] completed.
     Flushed,
+    /// A message receive ([`MessageAdapter::recv_message`]), for adapters
+    /// that wait for it as for the others: the message, or `None` at the
+    /// peer's orderly close.
+    Message(Option<Message>),
 }
 
 /// The outcome of [`Adapter::while_ticking`].
@@ -234,7 +248,7 @@ impl Ticked {
     pub fn received(self) -> Result<Option<OwnedFd>, Error> {
         match self.result? {
             Done::Received(fd) => Ok(fd),
-            Done::Flushed => panic!("a receive completed as a flush"),
+            Done::Flushed | Done::Message(_) => panic!("a receive completed otherwise"),
         }
     }
 
@@ -242,7 +256,7 @@ impl Ticked {
     pub fn flushed(self) -> Result<(), Error> {
         match self.result? {
             Done::Flushed => Ok(()),
-            Done::Received(_) => panic!("a flush completed as a receive"),
+            Done::Received(_) | Done::Message(_) => panic!("a flush completed otherwise"),
         }
     }
 }
@@ -366,6 +380,7 @@ macro_rules! __descriptor_scenarios {
             a_message_the_table_can_never_hold_is_an_error_not_a_wait,
             a_reservation_the_table_can_never_hold_is_an_error_not_a_wait,
             a_batch_the_table_can_never_hold_is_an_error_not_a_wait,
+            a_batch_that_comes_with_the_hello_and_can_never_fit_is_an_error_not_a_wait,
             a_receiver_that_announces_what_its_table_holds_gets_the_whole_batch,
         );
     };

@@ -34,6 +34,7 @@ pub use native_peer::{
     native_peer_from_the_spec_passes_descriptors_both_ways,
 };
 pub use never_fits::{
+    a_batch_that_comes_with_the_hello_and_can_never_fit_is_an_error_not_a_wait,
     a_batch_the_table_can_never_hold_is_an_error_not_a_wait,
     a_message_receive_reports_a_message_that_can_never_fit,
     a_message_the_table_can_never_hold_is_an_error_not_a_wait,

@@ -189,6 +189,69 @@ pub fn a_batch_the_table_can_never_hold_is_an_error_not_a_wait<A: Adapter>(ctx: 
     }
 }
 
+/// The same batch of 17 under `RLIMIT_NOFILE` 16, arriving in the same read
+/// as the sender's hello (the Python peer sends both at once, so the
+/// receiver's first read holds both): the receive still fails with
+/// `Error::MessageNeverFits` for the 17, promptly. Between two passers this
+/// happens whenever the sender's hello and its first batch leave before the
+/// receiver reads.
+pub fn a_batch_that_comes_with_the_hello_and_can_never_fit_is_an_error_not_a_wait<A: Adapter>(
+    ctx: &Ctx,
+) {
+    match ctx.role() {
+        None => {
+            let (socket, child) = ctx.spawn_connected("small table");
+            let count = BATCH.to_string();
+            let peer = crate::python_peer(
+                crate::NATIVE_PEER,
+                socket,
+                &["rush", "--count", &count, "--base", "0"],
+            );
+            child.finish();
+            crate::peer_ended(peer);
+        }
+        Some("small table") => {
+            let socket = crate::inherited();
+            // Both sends wait in the socket before the passer reads: a peek
+            // without room for descriptors installs none.
+            let both = frame_bytes_of_hello_and_batch();
+            wait_for_bytes(&socket, both);
+            let mut passer = ok(A::new(socket, Config::default()), "wrap our end");
+            let mine = numbered_pipe(MINE);
+            limit_descriptors(SMALL_LIMIT);
+            let named = expect_never_fits(&mut passer, SMALL_LIMIT, BATCH as usize);
+            if Reservation::lossless_here() == Reservation::Peek {
+                assert_eq!(named, BATCH as usize, "the batch's descriptors");
+            }
+            assert_eq!(read_number(mine), MINE, "our own descriptor is intact");
+        }
+        Some(_) => ctx.unknown_role(),
+    }
+}
+
+/// Bytes of a hello and of `BATCH` frames of one descriptor each.
+fn frame_bytes_of_hello_and_batch() -> usize {
+    fdpass_core::frame::HELLO_LEN + BATCH as usize * fdpass_core::frame::HEADER_LEN
+}
+
+/// Waits until `n` bytes wait in `socket`, looking with `MSG_PEEK` and no
+/// room for descriptors (so none is installed); fails after `OVERALL`.
+fn wait_for_bytes(socket: &OwnedFd, n: usize) {
+    use rustix::net::{recv, RecvFlags};
+    let give_up = Instant::now() + crate::OVERALL;
+    let mut buf = vec![0u8; n];
+    loop {
+        crate::wait_readable(socket, "the peer's sends");
+        let (seen, _) = recv(socket, &mut buf, RecvFlags::PEEK | RecvFlags::DONTWAIT)
+            .expect("peek at the socket");
+        if seen >= n {
+            return;
+        }
+        assert!(seen > 0, "the peer closed before sending everything");
+        assert!(Instant::now() < give_up, "the peer's sends did not arrive");
+    }
+}
+
 /// The fix the error names: the same batch of 17 under `RLIMIT_NOFILE` 16
 /// reaches a receiver that announces 4 descriptors per message, every
 /// descriptor in order, since the sender never puts more than 4 in one
