@@ -14,11 +14,21 @@
 //!    panics if that takes longer than [`OVERALL`]. `src/adapters/tokio.rs`
 //!    is the model for an async adapter, `src/adapters/mio.rs` for one whose
 //!    user owns the event loop.
-//! 3. Add one line to `tests/conformance.rs`:
-//!    `fdpass_conformance::conformance_suite!(<name>, fdpass_conformance::adapters::<name>::<Type>);`
+//!    `src/adapters/core.rs` drives the sans-IO core passer itself with a
+//!    plain `poll(2)` loop: the reference the others are compared with.
+//! 3. If the adapter carries messages, implement [`MessageAdapter`] too.
+//! 4. Add one line to `tests/conformance.rs`:
+//!    `fdpass_conformance::conformance_suite!(<name>, fdpass_conformance::adapters::<name>::<Type>, messages);`
+//!    (without `, messages` for an adapter of descriptors only).
 //!
 //! That generates one `#[test]` per scenario, named `<name>::<scenario>`, so
 //! `cargo test -p fdpass-conformance <name>::` runs one adapter's suite.
+//!
+//! ## Peers in another language
+//! `tests/peers/native_peer.py` speaks the native wire, written from
+//! `docs/wire.md` alone; `tests/peers/classic_peer.py` speaks the classic
+//! wire with nothing but Python's `socket.send_fds`/`recv_fds`. Both use the
+//! standard library only; the suite needs `python3` on the `PATH`.
 //!
 //! ## Child processes
 //! A scenario that needs another process re-runs the test binary for the same
@@ -33,6 +43,7 @@
 
 pub mod adapters;
 mod fds;
+mod peers;
 mod process;
 pub mod scenarios;
 
@@ -40,12 +51,17 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use fdpass_core::{Config, Error, PushError, Reservation};
+pub use fdpass_core::{
+    Config, Error, Message, PeerLimits, ProtocolError, PushError, Reservation, Wire,
+};
 
 pub use crate::fds::{
     expect_closed, expect_fd, fill_table, inherited, inherited_passer, is_nonblocking,
     limit_descriptors, numbered_pipe, numbered_pipe_with, ok, open_descriptors, open_dev_null,
     peek_number, read_number, recv_raw, set_nonblocking, wait_readable, TempDir,
+};
+pub use crate::peers::{
+    peer_ended, peer_error, peer_finished, python_peer, CLASSIC_PEER, NATIVE_PEER,
 };
 pub use crate::process::{ChildProcess, Ctx, Finished, Results};
 
@@ -174,6 +190,28 @@ pub trait Adapter: Sized + 'static {
     }
 }
 
+/// An adapter that carries messages (payload bytes and descriptors
+/// together) as well: the message calls every adapter offers, behind the
+/// same blocking facade as [`Adapter`]'s.
+pub trait MessageAdapter: Adapter {
+    /// Sends `message` and returns once the kernel took it (waiting for room
+    /// in the send queue first, like [`Adapter::send`]).
+    fn send_message(&mut self, message: Message) -> Result<(), Error>;
+
+    /// Queues `message` and returns at once, or hands it back whole.
+    fn push_send_message(&mut self, message: Message) -> Result<(), PushError<Message>>;
+
+    /// The next message; `Ok(None)` at the peer's orderly close.
+    fn recv_message(&mut self) -> Result<Option<Message>, Error>;
+
+    /// What the peer's hello announced, once it arrived (native wire).
+    fn peer_limits(&self) -> Option<PeerLimits>;
+
+    /// The queued messages the kernel never took, whole and in push order,
+    /// once sending failed.
+    fn take_unsent_messages(&mut self) -> Vec<Message>;
+}
+
 /// What [`Adapter::while_ticking`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -190,6 +228,10 @@ pub enum Done {
     Received(Option<OwnedFd>),
     /// [`Wait::Flush`] completed.
     Flushed,
+    /// A message receive ([`MessageAdapter::recv_message`]), for adapters
+    /// that wait for it as for the others: the message, or `None` at the
+    /// peer's orderly close.
+    Message(Option<Message>),
 }
 
 /// The outcome of [`Adapter::while_ticking`].
@@ -206,7 +248,7 @@ impl Ticked {
     pub fn received(self) -> Result<Option<OwnedFd>, Error> {
         match self.result? {
             Done::Received(fd) => Ok(fd),
-            Done::Flushed => panic!("a receive completed as a flush"),
+            Done::Flushed | Done::Message(_) => panic!("a receive completed otherwise"),
         }
     }
 
@@ -214,7 +256,7 @@ impl Ticked {
     pub fn flushed(self) -> Result<(), Error> {
         match self.result? {
             Done::Flushed => Ok(()),
-            Done::Received(_) => panic!("a flush completed as a receive"),
+            Done::Received(_) | Done::Message(_) => panic!("a flush completed otherwise"),
         }
     }
 }
@@ -262,47 +304,85 @@ pub fn run<A: Adapter>(test_path: &str, scenario: fn(&Ctx)) {
 
 /// Generates one `#[test]` per scenario for an adapter, in a module named
 /// after it: `conformance_suite!(tokio, fdpass_conformance::adapters::tokio::Tokio);`
-/// gives `tokio::bidirectional_socketpair` and so on.
+/// gives `tokio::bidirectional_socketpair` and so on. With `messages` after
+/// the adapter (which must then implement [`MessageAdapter`]), the message
+/// scenarios join them in the same module.
 ///
-/// The list below is the registry of every scenario; a new scenario is one
+/// The lists below are the registry of every scenario; a new scenario is one
 /// function in `src/scenarios/` plus one line here.
 #[macro_export]
 macro_rules! conformance_suite {
     ($name:ident, $adapter:ty) => {
         mod $name {
+            $crate::__descriptor_scenarios!($adapter);
+        }
+    };
+    ($name:ident, $adapter:ty, messages) => {
+        mod $name {
+            $crate::__descriptor_scenarios!($adapter);
             $crate::__scenario_tests!($adapter;
-                // 1. Bidirectional, over a socketpair and over a path.
-                bidirectional_socketpair,
-                bidirectional_path,
-                // 2. Non-blocking in both directions.
-                recv_before_send_does_not_block,
-                send_before_recv_does_not_block,
-                // 3. FIFO.
-                fifo_at_once_and_after_delays,
-                // 4. Blocking status.
-                nonblocking_flag_survives_passing,
-                socket_mode_survives_spawn,
-                // 5. Passing passers.
-                passing_passers,
-                // 6. Full descriptor table.
-                full_table_sentinel,
-                full_table_peek,
-                // 7. Peer death.
-                peer_exit_is_seen_without_leaks,
-                peer_kill_is_seen_without_leaks,
-                // Beyond the original.
-                hundred_thousand_in_order,
-                nearly_full_table_with_concurrent_opens,
-                original_wire_peer,
-                batched_push_fills_messages,
-                batched_receive_in_order,
-                // Closing, failure and back-pressure.
-                graceful_shutdown_delivers_everything_queued,
-                shutdown_past_its_deadline_keeps_the_unsent,
-                a_failed_passer_hands_back_what_it_never_sent,
-                pushes_past_the_high_water_mark_come_back_full,
+                // Messages between passers.
+                messages_of_every_shape_arrive_whole_and_in_order,
+                // The native wire as docs/wire.md specifies it, with messages.
+                native_peer_from_the_spec_exchanges_messages_both_ways,
+                native_peer_echoes_every_message_whole_and_in_order,
+                // A message that can never fit, through a message receive.
+                a_message_receive_reports_a_message_that_can_never_fit,
             );
         }
+    };
+}
+
+/// The scenarios every adapter runs, through its descriptor calls.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __descriptor_scenarios {
+    ($adapter:ty) => {
+        $crate::__scenario_tests!($adapter;
+            // 1. Bidirectional, over a socketpair and over a path.
+            bidirectional_socketpair,
+            bidirectional_path,
+            // 2. Non-blocking in both directions.
+            recv_before_send_does_not_block,
+            send_before_recv_does_not_block,
+            // 3. FIFO.
+            fifo_at_once_and_after_delays,
+            // 4. Blocking status.
+            nonblocking_flag_survives_passing,
+            socket_mode_survives_spawn,
+            // 5. Passing passers.
+            passing_passers,
+            // 6. Full descriptor table.
+            full_table_sentinel,
+            full_table_peek,
+            // 7. Peer death.
+            peer_exit_is_seen_without_leaks,
+            peer_kill_is_seen_without_leaks,
+            // Beyond the original.
+            hundred_thousand_in_order,
+            nearly_full_table_with_concurrent_opens,
+            original_wire_peer,
+            batched_push_fills_messages,
+            batched_receive_in_order,
+            // Closing, failure and back-pressure.
+            graceful_shutdown_delivers_everything_queued,
+            shutdown_past_its_deadline_keeps_the_unsent,
+            a_failed_passer_hands_back_what_it_never_sent,
+            pushes_past_the_high_water_mark_come_back_full,
+            // The wires: a peer in another language, written from the spec.
+            native_peer_from_the_spec_passes_descriptors_both_ways,
+            python_send_fds_and_recv_fds_speak_the_default_classic_wire,
+            // The wires told apart.
+            a_native_receiver_facing_send_fds_names_the_classic_wire,
+            a_classic_receiver_facing_a_native_sender_names_the_native_wire,
+            a_native_peer_of_another_version_is_refused_by_name,
+            // A message that can never fit is an error, not a wait.
+            a_message_the_table_can_never_hold_is_an_error_not_a_wait,
+            a_reservation_the_table_can_never_hold_is_an_error_not_a_wait,
+            a_batch_the_table_can_never_hold_is_an_error_not_a_wait,
+            a_batch_that_comes_with_the_hello_and_can_never_fit_is_an_error_not_a_wait,
+            a_receiver_that_announces_what_its_table_holds_gets_the_whole_batch,
+        );
     };
 }
 

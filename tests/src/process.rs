@@ -302,7 +302,7 @@ impl fmt::Display for Finished {
 
 /// The measurements a child reported, by key.
 #[derive(Debug)]
-pub struct Results(Vec<(String, String)>);
+pub struct Results(pub(crate) Vec<(String, String)>);
 
 impl Results {
     /// The number reported under `key`.

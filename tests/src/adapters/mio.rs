@@ -14,7 +14,10 @@ use fdpass_core::{RecvToken, SendToken};
 use fdpass_mio::{Event, Listener, Passer};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::{timed_out, Adapter, Config, Done, Error, PushError, Ticked, Wait, OVERALL};
+use crate::{
+    timed_out, Adapter, Config, Done, Error, Message, MessageAdapter, PeerLimits, PushError,
+    Ticked, Wait, OVERALL,
+};
 
 /// The passer's token in its poll.
 const PASSER: Token = Token(0);
@@ -28,6 +31,10 @@ pub struct Mio {
     events: Events,
     /// Descriptors that arrived and were not yet returned, oldest first.
     received: VecDeque<OwnedFd>,
+    /// Messages that arrived and were not yet returned, oldest first.
+    messages: VecDeque<Message>,
+    /// Receive requests the passer refused, with why.
+    refused: VecDeque<(RecvToken, Error)>,
     /// Every descriptor pushed up to and including this token was sent.
     sent_through: Option<SendToken>,
     /// The last descriptor pushed: what a flush waits for.
@@ -38,6 +45,7 @@ pub struct Mio {
 #[derive(Debug, Clone, Copy)]
 enum Pending {
     Recv(RecvToken),
+    RecvMessage(RecvToken),
     Sent(SendToken),
 }
 
@@ -50,6 +58,8 @@ impl Mio {
             poll,
             events: Events::with_capacity(64),
             received: VecDeque::new(),
+            messages: VecDeque::new(),
+            refused: VecDeque::new(),
             sent_through: None,
             last_pushed: None,
         };
@@ -65,6 +75,8 @@ impl Mio {
             match event {
                 Event::Sent(token) => self.sent_through = Some(token),
                 Event::Received(_, fd) => self.received.push_back(fd),
+                Event::ReceivedMessage(_, message) => self.messages.push_back(message),
+                Event::RecvRefused(token, error) => self.refused.push_back((token, error)),
                 // Both are states of the core, which the checks read.
                 Event::Closed | Event::Failed(_) | Event::SendFailed(_) => {}
                 other => panic!("an event this adapter does not know: {other:?}"),
@@ -121,6 +133,9 @@ impl Mio {
     fn check(&mut self, pending: Pending) -> Option<Result<Done, Error>> {
         match pending {
             Pending::Recv(token) => {
+                if let Some(error) = self.refusal(token) {
+                    return Some(Err(error));
+                }
                 if let Some(fd) = self.received.pop_front() {
                     return Some(Ok(Done::Received(Some(fd))));
                 }
@@ -132,6 +147,19 @@ impl Mio {
                 }
                 self.passer.core().usable().err().map(Err)
             }
+            Pending::RecvMessage(token) => {
+                if let Some(error) = self.refusal(token) {
+                    return Some(Err(error));
+                }
+                if let Some(message) = self.messages.pop_front() {
+                    return Some(Ok(Done::Message(Some(message))));
+                }
+                if self.passer.core().is_peer_closed() {
+                    self.passer.cancel_recv(token);
+                    return Some(Ok(Done::Message(None)));
+                }
+                self.passer.core().usable().err().map(Err)
+            }
             Pending::Sent(token) => {
                 if self.sent_through >= Some(token) {
                     return Some(Ok(Done::Flushed));
@@ -139,6 +167,14 @@ impl Mio {
                 self.passer.core().send_usable().err().map(Err)
             }
         }
+    }
+
+    /// Why the passer refused request `token`, if it did.
+    fn refusal(&mut self, token: RecvToken) -> Option<Error> {
+        if self.refused.front().is_some_and(|(t, _)| *t == token) {
+            return self.refused.pop_front().map(|(_, error)| error);
+        }
+        None
     }
 
     /// Runs the loop until `pending` completes; fails after [`OVERALL`].
@@ -271,7 +307,7 @@ impl Adapter for Mio {
         };
         match self.wait("recv", pending)? {
             Done::Received(fd) => Ok(fd),
-            Done::Flushed => unreachable!("a receive completed as a flush"),
+            _ => unreachable!("a descriptor receive completed otherwise"),
         }
     }
 
@@ -347,5 +383,57 @@ impl Adapter for Mio {
 
     fn take_unsent(&mut self) -> Vec<OwnedFd> {
         self.passer.take_unsent()
+    }
+}
+
+impl MessageAdapter for Mio {
+    fn send_message(&mut self, message: Message) -> Result<(), Error> {
+        // At the high-water mark the loop runs until the queue has room.
+        let give_up = Instant::now() + OVERALL;
+        let mut message = message;
+        loop {
+            match self.push_send_message(message) {
+                Ok(()) => break,
+                Err(PushError::Full(back)) => message = back,
+                Err(e) => return Err(e.into()),
+            }
+            if Instant::now() >= give_up {
+                timed_out("send_message (room in the send queue)");
+            }
+            self.turn(give_up);
+        }
+        let token = self.last_pushed.expect("a message was just pushed");
+        self.wait("send_message", Pending::Sent(token)).map(|_| ())
+    }
+
+    fn push_send_message(&mut self, message: Message) -> Result<(), PushError<Message>> {
+        let token = self.passer.push_send_message(message)?;
+        self.last_pushed = Some(token);
+        self.absorb();
+        Ok(())
+    }
+
+    fn recv_message(&mut self) -> Result<Option<Message>, Error> {
+        if let Some(message) = self.messages.pop_front() {
+            return Ok(Some(message));
+        }
+        let token = match self.passer.push_recv_message() {
+            Ok(token) => token,
+            Err(Error::PeerClosed) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.absorb();
+        match self.wait("recv_message", Pending::RecvMessage(token))? {
+            Done::Message(message) => Ok(message),
+            _ => unreachable!("a message receive completed otherwise"),
+        }
+    }
+
+    fn peer_limits(&self) -> Option<PeerLimits> {
+        self.passer.peer_limits()
+    }
+
+    fn take_unsent_messages(&mut self) -> Vec<Message> {
+        self.passer.take_unsent_messages()
     }
 }

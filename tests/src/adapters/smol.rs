@@ -18,7 +18,10 @@ use smol::channel::{Receiver, Sender};
 use smol::future::{self, FutureExt};
 use smol::{block_on, Executor, Timer};
 
-use crate::{timed_out, Adapter, Config, Done, Error, PushError, Ticked, Wait, Worker, OVERALL};
+use crate::{
+    timed_out, Adapter, Config, Done, Error, Message, MessageAdapter, PeerLimits, PushError,
+    Ticked, Wait, Worker, OVERALL,
+};
 
 /// Threads of the multi-threaded variant's executor.
 const THREADS: usize = 2;
@@ -211,5 +214,27 @@ impl Adapter for Smol {
         });
         // The executor re-raises a task's panic in whoever awaits it.
         Worker::new(move || block_on(task))
+    }
+}
+
+impl MessageAdapter for Smol {
+    fn send_message(&mut self, message: Message) -> Result<(), Error> {
+        Smol::block("send_message", self.passer.send_message(message))
+    }
+
+    fn push_send_message(&mut self, message: Message) -> Result<(), PushError<Message>> {
+        self.passer.push_send_message(message)
+    }
+
+    fn recv_message(&mut self) -> Result<Option<Message>, Error> {
+        Smol::block("recv_message", self.passer.recv_message())
+    }
+
+    fn peer_limits(&self) -> Option<PeerLimits> {
+        self.passer.peer_limits()
+    }
+
+    fn take_unsent_messages(&mut self) -> Vec<Message> {
+        self.passer.take_unsent_messages()
     }
 }

@@ -14,7 +14,10 @@ use ::tokio::runtime::{Builder, Runtime, RuntimeFlavor};
 use ::tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use fdpass_tokio::{Listener, Passer};
 
-use crate::{timed_out, Adapter, Config, Done, Error, PushError, Ticked, Wait, Worker, OVERALL};
+use crate::{
+    timed_out, Adapter, Config, Done, Error, Message, MessageAdapter, PeerLimits, PushError,
+    Ticked, Wait, Worker, OVERALL,
+};
 
 /// A waker for a poll whose wake-up nobody waits for: a pending future is
 /// polled again inside `block_on`, with the runtime's waker.
@@ -203,5 +206,28 @@ impl Adapter for Tokio {
                 Err(e) => panic!("worker task ended abnormally: {e}"),
             },
         })
+    }
+}
+
+impl MessageAdapter for Tokio {
+    fn send_message(&mut self, message: Message) -> Result<(), Error> {
+        self.block("send_message", self.passer.send_message(message))
+    }
+
+    fn push_send_message(&mut self, message: Message) -> Result<(), PushError<Message>> {
+        let _context = self.runtime.enter();
+        self.passer.push_send_message(message)
+    }
+
+    fn recv_message(&mut self) -> Result<Option<Message>, Error> {
+        self.block("recv_message", self.passer.recv_message())
+    }
+
+    fn peer_limits(&self) -> Option<PeerLimits> {
+        self.passer.peer_limits()
+    }
+
+    fn take_unsent_messages(&mut self) -> Vec<Message> {
+        self.passer.take_unsent_messages()
     }
 }

@@ -11,7 +11,7 @@ use rustix::net::sockopt;
 
 use crate::{
     inherited_passer, numbered_pipe, ok, open_descriptors, read_number, recv_raw, set_nonblocking,
-    Adapter, Config, Ctx, Error, OVERALL,
+    Adapter, Config, Ctx, Error, Wire, OVERALL,
 };
 
 /// Descriptors in the batch: full messages of the default size and a short
@@ -20,9 +20,10 @@ const BATCH: u64 = 200;
 /// The largest message a passer may send.
 const SCM_MAX_FD: usize = fdpass_core::SCM_MAX_FD;
 
-/// The child pushes `BATCH` descriptors in one `push_send_many` on a socket
-/// with room for all; the parent sees full messages and then the rest (128
-/// and 72 at the default limit), in order.
+/// The child, on the classic wire with a batch of the default limit, pushes
+/// `BATCH` descriptors in one `push_send_many` on a socket with room for all;
+/// the parent sees full messages and then the rest (128 and 72 at the
+/// default limit), in order.
 /// Then the child closes its passer, and a batch pushed after that is refused
 /// with every descriptor closed.
 pub fn batched_push_fills_messages<A: Adapter>(ctx: &Ctx) {
@@ -50,7 +51,11 @@ pub fn batched_push_fills_messages<A: Adapter>(ctx: &Ctx) {
             child.finish();
         }
         Some("batcher") => {
-            let mut passer = inherited_passer::<A>(Config::default());
+            // The parent reads the classic wire's messages, raised on purpose
+            // to a batch as large as a default receiver takes.
+            let max = Config::default().max_fds_per_message;
+            let config = Config::default().with_wire(Wire::Classic { batch: max });
+            let mut passer = inherited_passer::<A>(config);
             let batch = (0..BATCH).map(numbered_pipe).collect();
             ok(passer.push_send_many(batch), "push_send_many");
             ok(passer.push_send_many(Vec::new()), "an empty batch");

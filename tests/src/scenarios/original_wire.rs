@@ -10,19 +10,25 @@ use std::os::fd::{AsFd, OwnedFd};
 use rustix::net::{sendmsg, sockopt, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use crate::{
-    expect_fd, inherited, numbered_pipe, ok, read_number, recv_raw, Adapter, Config, Ctx, OVERALL,
+    expect_fd, inherited, numbered_pipe, ok, read_number, recv_raw, Adapter, Config, Ctx, Wire,
+    OVERALL,
 };
 
 const EACH_WAY: u64 = 20;
 const PEER_BASE: u64 = 100;
 
-/// An fdpass passer configured for one descriptor per message exchanges
-/// `EACH_WAY` numbered pipes each way with the original-format peer.
+/// An fdpass passer on the classic wire with its default batch (one
+/// descriptor per message) exchanges `EACH_WAY` numbered pipes each way with
+/// the original-format peer.
 pub fn original_wire_peer<A: Adapter>(ctx: &Ctx) {
     match ctx.role() {
         None => {
             let (socket, child) = ctx.spawn_connected("original");
-            let config = Config::default().with_max_fds_per_message(1);
+            // The classic wire's default is what the original speaks; the
+            // receive limit of 1 checks the original never sends more.
+            let config = Config::default()
+                .with_wire(Wire::CLASSIC)
+                .with_max_fds_per_message(1);
             let mut passer = ok(A::new(socket, config), "wrap our end");
             for n in 0..EACH_WAY {
                 ok(passer.push_send(numbered_pipe(n)), "push_send");
