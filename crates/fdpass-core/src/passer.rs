@@ -1341,7 +1341,7 @@ impl<S: Sys> Passer<S> {
                     return;
                 }
                 Some(Err(Errno::INTR)) => return,
-                Some(Err(e)) => return self.fail(e.into()),
+                Some(Err(e)) => return self.on_read_error(e),
             }
             // Slots at or above a lowered RLIMIT_NOFILE keep no room: the
             // kernel would truncate the message and drop its descriptors.
@@ -1388,7 +1388,7 @@ impl<S: Sys> Passer<S> {
                 return;
             }
             Err(Errno::INTR) => return,
-            Err(e) => return self.fail_with_fds(e.into()),
+            Err(e) => return self.on_read_error(e),
         };
         // Control data and truncation first: 0 bytes with either is a
         // message (a zero-length record, with SO_PASSCRED, carries the
@@ -1497,7 +1497,7 @@ impl<S: Sys> Passer<S> {
                 return;
             }
             Err(Errno::INTR) => return,
-            Err(e) => return self.fail_with_fds(e.into()),
+            Err(e) => return self.on_read_error(e),
         };
         if got.foreign_control {
             return self.fail_with_fds(ProtocolError::ForeignControlMessage.into());
@@ -1528,6 +1528,27 @@ impl<S: Sys> Passer<S> {
         }
         self.deliver_received(got.bytes);
     }
+    /// A read failed. `ECONNRESET` on the native wire before the application
+    /// sent anything is the peer's close: Linux reports a reset to the
+    /// survivor of a socket closed with unread data (`unix_release_sock` in
+    /// net/unix/af_unix.c), and the only data it can have left unread is our
+    /// hello. Everything it sent was read before the error (the kernel
+    /// returns queued data first). Anything else fails the passer.
+    fn on_read_error(&mut self, error: Errno) {
+        let only_our_hello_unread = error == Errno::CONNRESET
+            && self.inbound.is_some()
+            && self.counters.messages_sent == 0
+            && self.send.front_size().is_none();
+        if !only_our_hello_unread {
+            return self.fail_with_fds(error.into());
+        }
+        if let Some(Err(e)) = self.inbound.as_ref().map(Inbound::at_end) {
+            return self.fail_with_fds(e.into());
+        }
+        self.let_go_of_installed();
+        self.on_peer_closed();
+    }
+
     /// `MSG_CTRUNC`: too many descriptors, a full table, or a refusal.
     fn on_truncated(&mut self, got: Received, now: Instant) {
         let max = self.config.max_fds_per_message;
@@ -1727,8 +1748,9 @@ impl<S: Sys> Passer<S> {
             Ok(got) if got.bytes == 0 && !got.truncated_control => self.on_peer_closed(),
             Ok(_) => self.unasked_data = true,
             Err(Errno::AGAIN) => self.hangup_blocked = true,
-            // ECONNRESET and the like: the peer failed, not closed.
-            Err(e) => self.fail(e.into()),
+            // ECONNRESET and the like: the peer failed, not closed (unless
+            // all it left unread was our hello: see `on_read_error`).
+            Err(e) => self.on_read_error(e),
         }
     }
 

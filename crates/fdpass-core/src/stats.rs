@@ -80,12 +80,16 @@ pub struct Stats {
     pub send_backpressure_since: Option<Instant>,
 
     // ---- counters ----
-    /// Counter, messages: `sendmsg` calls that carried descriptors and were
-    /// taken by the kernel.
+    /// Counter, messages taken by the kernel: on the native wire, every
+    /// push (a descriptor pushed alone is a message of one), however many
+    /// went in one `sendmsg`; on the classic wire, every `sendmsg` of
+    /// descriptors (the wire has no other unit).
     pub messages_sent: u64,
     /// Counter, descriptors: taken by the kernel (and closed on our side).
     pub descriptors_sent: u64,
-    /// Counter, messages: reads that brought descriptors (one message each).
+    /// Counter, messages received whole: on the native wire, every message
+    /// frame; on the classic wire, every descriptor (each is a message of its
+    /// own there).
     pub messages_received: u64,
     /// Counter, descriptors: received whole, whether handed out yet or not.
     pub descriptors_received: u64,

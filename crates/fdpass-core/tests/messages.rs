@@ -444,3 +444,39 @@ fn sent_comes_only_once_a_partly_written_message_is_wholly_written() {
     assert_eq!(got.payload, payload);
     assert_eq!(numbers(got.fds), [5]);
 }
+
+#[test]
+fn a_peer_that_exits_without_reading_our_hello_has_closed_not_failed() {
+    // Linux reports ECONNRESET to the survivor of a socket closed with
+    // unread data; before the application sent anything, that data is only
+    // our hello, and the peer's exit is its orderly close.
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut passer = Passer::new(ours.into(), Config::default()).unwrap();
+    passer.handle_writable(Instant::now()); // the hello, never read
+    drop(theirs);
+    passer.push_recv().unwrap();
+    passer.handle_readable(Instant::now());
+    assert!(matches!(passer.poll_event(), Some(Event::Closed)));
+    assert!(passer.usable().is_ok());
+}
+
+#[test]
+fn a_peer_that_exits_leaving_our_messages_unread_has_failed() {
+    use std::io::Read;
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut passer = Passer::new(ours.into(), Config::default()).unwrap();
+    passer
+        .push_send_message(Message::from_payload(b"unread".to_vec()))
+        .unwrap();
+    passer.handle_writable(Instant::now());
+    assert!(matches!(passer.poll_event(), Some(Event::Sent(_))));
+    let mut some = [0u8; 4];
+    theirs.read_exact(&mut some).unwrap(); // part of the hello; the rest stays
+    drop(theirs);
+    passer.push_recv().unwrap();
+    passer.handle_readable(Instant::now());
+    assert!(matches!(
+        passer.poll_event(),
+        Some(Event::Failed(Error::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionReset
+    ));
+}

@@ -3,7 +3,7 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use fdpass_smol::Passer;
+use fdpass_smol::{Message, Passer};
 
 fn pipe_read_end() -> OwnedFd {
     let (read_end, _write_end) = std::io::pipe().expect("pipe");
@@ -15,7 +15,8 @@ fn stats_reflect_traffic_both_ways_and_the_peers_close() {
     let test = async {
         let (a, b) = Passer::pair().unwrap();
         // a → b: three descriptors in one message; b → a: one.
-        a.push_send_many((0..3).map(|_| pipe_read_end())).unwrap();
+        let three = Message::from_fds((0..3).map(|_| pipe_read_end()).collect());
+        a.push_send_message(three).unwrap();
         a.flush().await.unwrap();
         for _ in 0..3 {
             b.recv().await.unwrap().expect("a descriptor");
