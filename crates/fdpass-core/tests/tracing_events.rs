@@ -132,7 +132,9 @@ fn a_protocol_error_logs_one_warning() {
     let recorder = Recorder::default();
     let (ours, mut theirs) = UnixStream::pair().unwrap();
     recorder.capture(|| {
-        let mut passer = Passer::new(ours.into(), Config::default()).unwrap();
+        // The classic wire: bytes without descriptors break it.
+        let classic = Config::default().with_wire(fdpass_core::Wire::CLASSIC);
+        let mut passer = Passer::new(ours.into(), classic).unwrap();
         theirs.write_all(b"not a descriptor stream").unwrap();
         passer.push_recv().unwrap();
         passer.handle_readable(Instant::now());

@@ -747,6 +747,12 @@ impl Sys for FakeSys {
     /// queued for the next read is the answer to the look as well (and used
     /// up by it); a scripted message is looked at, not used up; otherwise the
     /// simulated stream answers.
+    /// The simulated socket's kind: records after
+    /// [`Fake::set_seqpacket`], a stream otherwise.
+    fn keeps_boundaries(&mut self, _socket: BorrowedFd<'_>) -> bool {
+        self.world.borrow().seqpacket
+    }
+
     fn peek_bytes(
         &mut self,
         _socket: BorrowedFd<'_>,
