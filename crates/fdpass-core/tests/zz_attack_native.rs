@@ -137,3 +137,80 @@ fn descriptors_unclaimed_at_the_end_are_never_an_orderly_close() {
         );
     }
 }
+
+/// One largest send of empty frames (8 bytes each, all valid messages)
+/// against a single message request: the passer keeps every one of them
+/// read ahead. Held memory grows with the frame count, not with one
+/// message: 8193 entries for a 64 KiB limit, two million for the 16 MiB
+/// limit, each an allocation the peer paid 8 bytes for.
+#[test]
+fn one_request_never_holds_more_than_one_message_worth_of_read_ahead() {
+    for reservation in BOTH {
+        let tag = Tag::new("flood");
+        let (peer, socket) = stream_pair();
+        let max_payload = 65536usize;
+        let config = Config::default()
+            .with_reservation(reservation)
+            .with_max_payload_len(max_payload);
+        let mut passer = Passer::new(socket, config).unwrap();
+        send(&peer, &tag, &hello(4, 4096), 0);
+        let empties: Vec<u8> = (0..(8 + max_payload) / 8)
+            .flat_map(|_| frame(0, 0, b""))
+            .collect();
+        send(&peer, &tag, &empties, 0);
+        passer.push_recv_message().unwrap();
+        let events = settle(&mut passer);
+        assert!(matches!(events.first(), Some(Event::ReceivedMessage(..))));
+        let mut read_ahead = 0usize;
+        while passer.try_recv_message().is_some() {
+            read_ahead += 1;
+        }
+        let held = read_ahead * std::mem::size_of::<fdpass_core::Message>();
+        assert!(
+            held <= 8 + max_payload,
+            "{reservation:?}: one request left {read_ahead} messages read ahead \
+             (at least {held} bytes held for {} bytes of one message)",
+            8 + max_payload
+        );
+    }
+}
+
+/// The peer parks a send's worth of descriptors behind frames that claim
+/// nothing (allowed: at most `max_fds` unclaimed after a read), then makes
+/// every later frame claim the previous send's descriptors while it parks
+/// new ones. With no request outstanding the passer then holds two
+/// messages' worth of the peer's descriptors: the one read ahead and the
+/// parked ones.
+#[test]
+fn no_request_outstanding_holds_at_most_one_message_of_descriptors() {
+    for reservation in BOTH {
+        let tag = Tag::new("parked");
+        let (peer, socket) = stream_pair();
+        let max_fds = 4;
+        let config = Config::default()
+            .with_reservation(reservation)
+            .with_max_fds_per_message(max_fds);
+        let mut passer = Passer::new(socket, config).unwrap();
+        let own = passer.held_descriptors();
+        send(&peer, &tag, &hello(4, 4096), 0);
+        // Send 1: an empty message, and 4 descriptors nobody claims yet.
+        send(&peer, &tag, &frame(0, 4, b""), 4);
+        passer.push_recv_message().unwrap();
+        settle(&mut passer);
+        // Send 2: an empty message, a message claiming the 4 parked
+        // descriptors, and 4 new parked ones.
+        let mut bytes = frame(0, 4, b"");
+        bytes.extend(frame(4, 0, b""));
+        send(&peer, &tag, &bytes, 4);
+        passer.push_recv_message().unwrap();
+        let events = settle(&mut passer);
+        assert_eq!(passer.outstanding_recvs(), 0, "{events:?}");
+        let peers = passer.held_descriptors() - own;
+        assert!(
+            peers <= max_fds,
+            "{reservation:?}: no request outstanding, yet {peers} of the peer's descriptors held \
+             (one message carries at most {max_fds}); open: {}",
+            tag.open().len()
+        );
+    }
+}
