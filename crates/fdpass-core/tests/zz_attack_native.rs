@@ -78,10 +78,12 @@ fn a_frame_cut_short_is_never_reported_as_an_orderly_close() {
         let mut passer = Passer::new(socket, config).unwrap();
         passer.watch_hangup(true);
         send(&peer, &tag, &hello(4, 4096), 0);
-        let mut bytes = frame(0, 0, b"whole");
-        // The next frame: its header and 3 of its 10 payload bytes.
+        // A whole frame with its descriptor (so that every reservation reads
+        // the whole send at once), then the next frame's header and 3 of its
+        // 10 payload bytes.
+        let mut bytes = frame(1, 1, b"whole");
         bytes.extend_from_slice(&frame(0, 0, b"0123456789")[..11]);
-        send(&peer, &tag, &bytes, 0);
+        send(&peer, &tag, &bytes, 1);
         passer.push_recv_message().unwrap();
         let mut events = settle(&mut passer);
         rustix::net::shutdown(&peer, Shutdown::Write).unwrap();
