@@ -216,3 +216,53 @@ fn no_request_outstanding_holds_at_most_one_message_of_descriptors() {
         );
     }
 }
+
+/// The same bytes from the peer, judged the same whatever our timing: a
+/// first send holding the hello and a message frame (with its descriptor
+/// on a stream, or without on a sequenced-packet socket) is accepted when
+/// a request was already waiting, and fails (`BadHello`, or on
+/// `SOCK_SEQPACKET` `MessageTooLong { limit: 24 }`, an error wire.md gives
+/// only for records longer than 8 + max_payload) when the hello is read
+/// with no request, as every adapter does at once.
+#[test]
+fn a_first_send_is_judged_the_same_whether_or_not_a_request_waits() {
+    let cases: [(SocketType, usize); 2] = [(SocketType::STREAM, 1), (SocketType::SEQPACKET, 0)];
+    for reservation in BOTH {
+        for (kind, fds) in cases {
+            let mut outcomes = Vec::new();
+            for asked_first in [true, false] {
+                let tag = Tag::new("hello-and-frame");
+                let (peer, socket) = rustix::net::socketpair(
+                    AddressFamily::UNIX,
+                    kind,
+                    SocketFlags::CLOEXEC,
+                    None,
+                )
+                .unwrap();
+                let mut passer =
+                    Passer::new(socket, Config::default().with_reservation(reservation)).unwrap();
+                passer.watch_hangup(true);
+                let mut bytes = hello(4, 4096).to_vec();
+                bytes.extend(frame(fds as u8, fds as u8, b"x"));
+                send(&peer, &tag, &bytes, fds);
+                if asked_first {
+                    passer.push_recv_message().unwrap();
+                }
+                let mut events = settle(&mut passer);
+                if !asked_first && passer.usable().is_ok() {
+                    passer.push_recv_message().unwrap();
+                    events.extend(settle(&mut passer));
+                }
+                let delivered = events
+                    .iter()
+                    .any(|e| matches!(e, Event::ReceivedMessage(..)));
+                outcomes.push((delivered, format!("{events:?}")));
+            }
+            assert_eq!(
+                outcomes[0].0, outcomes[1].0,
+                "{reservation:?} {kind:?}: with a request waiting: {}; without: {}",
+                outcomes[0].1, outcomes[1].1
+            );
+        }
+    }
+}
