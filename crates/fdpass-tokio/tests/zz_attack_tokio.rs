@@ -78,3 +78,50 @@ async fn closed_never_reports_a_frame_cut_short_as_an_orderly_close() {
         "closed() gave {closed:?}, then recv_message gave {next:?}"
     );
 }
+
+/// A TCP socket whose last close blocks for `linger`: `SO_LINGER` on, its
+/// send buffer full, its remote end (returned, kept alive) never reading.
+fn lingering_socket(linger: Duration) -> (OwnedFd, std::net::TcpStream) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut near = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (far, _) = listener.accept().unwrap();
+    rustix::net::sockopt::set_socket_recv_buffer_size(&far, 4096).unwrap();
+    rustix::net::sockopt::set_socket_send_buffer_size(&near, 4096).unwrap();
+    near.set_nonblocking(true).unwrap();
+    while near.write(&[0u8; 65536]).is_ok() {}
+    rustix::net::sockopt::set_socket_linger(&near, Some(linger)).unwrap();
+    (near.into(), far)
+}
+
+/// A client connects and sends its hello with a lingering TCP socket
+/// attached. The server's passer reads the hello at its first poll, with no
+/// control buffer: the kernel drops the descriptor inside that `recvmsg`
+/// and its last close blocks the runtime's thread for the linger time; a
+/// 100 ms timeout around `closed()` cannot fire.
+#[tokio::test(flavor = "current_thread")]
+async fn a_clients_hello_never_blocks_the_runtime() {
+    let (ours, peer) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let server = Passer::new(ours).unwrap();
+    let (lingering, _far) = lingering_socket(Duration::from_secs(3));
+    let hello = Hello {
+        min_version: 1,
+        max_version: 1,
+        max_fds: 4,
+        max_payload: 4096,
+    };
+    send_raw(&peer, &hello.encode(), &[lingering]);
+    let started = std::time::Instant::now();
+    let _ = tokio::time::timeout(Duration::from_millis(100), server.closed()).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "a 100 ms timeout around closed() returned after {took:?}"
+    );
+}
