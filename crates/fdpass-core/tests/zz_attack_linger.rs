@@ -118,3 +118,38 @@ fn a_lying_batch_fds_never_blocks_on_a_lingering_descriptor() {
     promptly("drop", || drop(passer));
 }
 
+
+/// Sentinel, either wire: a send with far more descriptors than the
+/// receiver's limit, the last a lingering socket. The consuming read has
+/// control space for the limit (a little more after rounding); the kernel
+/// drops the rest inside our `recvmsg`, on our thread.
+#[test]
+fn too_many_descriptors_never_block_on_a_lingering_descriptor() {
+    for wire in [fdpass_core::Wire::Native, fdpass_core::Wire::Classic { batch: 4 }] {
+        let (lingering, _far) = lingering_socket();
+        let (peer, ours) = fdpass_core::socket::pair().unwrap();
+        let config = Config::default()
+            .with_reservation(Reservation::Sentinel)
+            .with_max_fds_per_message(4)
+            .with_wire(wire);
+        let mut passer = Passer::new(ours, config).unwrap();
+        let pipes: Vec<OwnedFd> = (0..20).map(|_| std::io::pipe().unwrap().0.into()).collect();
+        let mut fds: Vec<BorrowedFd<'_>> = pipes.iter().map(|fd| fd.as_fd()).collect();
+        fds.push(lingering.as_fd());
+        let bytes = match wire {
+            fdpass_core::Wire::Native => {
+                send_with(&peer, &hello(), &[], SendFlags::DONTWAIT);
+                let mut bytes = Vec::new();
+                frame::encode_message(&mut bytes, 4, 4, b"");
+                bytes
+            }
+            _ => vec![0; 4],
+        };
+        send_with(&peer, &bytes, &fds, SendFlags::DONTWAIT);
+        drop((lingering, pipes));
+        passer.push_recv_message().unwrap();
+        promptly("handle_readable", || passer.handle_readable(Instant::now()));
+        assert!(passer.usable().is_err(), "{wire:?}: too many descriptors");
+        promptly("drop", || drop(passer));
+    }
+}
