@@ -85,8 +85,14 @@ fn one_peer_never_stalls_every_other_disposal() {
     let (read_end, write_end) = rustix::pipe::pipe().unwrap();
     let started = Instant::now();
     fdpass_core::disposal::dispose(write_end);
-    let mut fds = [rustix::event::PollFd::new(&read_end, rustix::event::PollFlags::IN)];
-    let timeout = rustix::event::Timespec { tv_sec: 2, tv_nsec: 0 };
+    let mut fds = [rustix::event::PollFd::new(
+        &read_end,
+        rustix::event::PollFlags::IN,
+    )];
+    let timeout = rustix::event::Timespec {
+        tv_sec: 2,
+        tv_nsec: 0,
+    };
     rustix::event::poll(&mut fds, Some(&timeout)).unwrap();
     let took = started.elapsed();
     assert!(

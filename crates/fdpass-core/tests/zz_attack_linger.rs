@@ -94,7 +94,10 @@ fn reading_the_hello_never_blocks_on_a_lingering_descriptor() {
         promptly("handle_readable reading the hello", || {
             passer.handle_readable(Instant::now())
         });
-        assert!(passer.usable().is_err(), "a hello with a descriptor is refused");
+        assert!(
+            passer.usable().is_err(),
+            "a hello with a descriptor is refused"
+        );
         promptly("drop", || drop(passer));
     }
 }
@@ -118,14 +121,16 @@ fn a_lying_batch_fds_never_blocks_on_a_lingering_descriptor() {
     promptly("drop", || drop(passer));
 }
 
-
 /// Sentinel, either wire: a send with far more descriptors than the
 /// receiver's limit, the last a lingering socket. The consuming read has
 /// control space for the limit (a little more after rounding); the kernel
 /// drops the rest inside our `recvmsg`, on our thread.
 #[test]
 fn too_many_descriptors_never_block_on_a_lingering_descriptor() {
-    for wire in [fdpass_core::Wire::Native, fdpass_core::Wire::Classic { batch: 4 }] {
+    for wire in [
+        fdpass_core::Wire::Native,
+        fdpass_core::Wire::Classic { batch: 4 },
+    ] {
         let (lingering, _far) = lingering_socket();
         let (peer, ours) = fdpass_core::socket::pair().unwrap();
         let config = Config::default()

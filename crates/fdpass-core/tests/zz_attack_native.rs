@@ -128,7 +128,9 @@ fn descriptors_unclaimed_at_the_end_are_never_an_orderly_close() {
         assert!(
             events.iter().any(|e| matches!(
                 e,
-                Event::Failed(Error::Protocol(ProtocolError::DescriptorsWithoutFrame { .. }))
+                Event::Failed(Error::Protocol(
+                    ProtocolError::DescriptorsWithoutFrame { .. }
+                ))
             )),
             "{reservation:?}: reported as {got:?}"
         );
@@ -232,13 +234,9 @@ fn a_first_send_is_judged_the_same_whether_or_not_a_request_waits() {
             let mut outcomes = Vec::new();
             for asked_first in [true, false] {
                 let tag = Tag::new("hello-and-frame");
-                let (peer, socket) = rustix::net::socketpair(
-                    AddressFamily::UNIX,
-                    kind,
-                    SocketFlags::CLOEXEC,
-                    None,
-                )
-                .unwrap();
+                let (peer, socket) =
+                    rustix::net::socketpair(AddressFamily::UNIX, kind, SocketFlags::CLOEXEC, None)
+                        .unwrap();
                 let mut passer =
                     Passer::new(socket, Config::default().with_reservation(reservation)).unwrap();
                 passer.watch_hangup(true);

@@ -73,7 +73,9 @@ async fn closed_never_reports_a_frame_cut_short_as_an_orderly_close() {
     assert!(
         matches!(
             closed,
-            Err(Error::Protocol(fdpass_core::ProtocolError::FrameCutShort { .. }))
+            Err(Error::Protocol(
+                fdpass_core::ProtocolError::FrameCutShort { .. }
+            ))
         ),
         "closed() gave {closed:?}, then recv_message gave {next:?}"
     );
