@@ -53,8 +53,17 @@ use std::time::{Duration, Instant};
 
 /// The most threads closing descriptors at once. A peer can make each close
 /// last as long as it likes, so this bounds the threads it can hold, not the
-/// time: further disposals wait for a worker.
-pub const MAX_WORKERS: usize = 8;
+/// time: further disposals wait for a worker. A peer that hands over this
+/// many descriptors whose close blocks (sockets lingering on unsent data,
+/// files of a FUSE server that never answers) and has them let go of delays
+/// every later disposal in the process, other connections' included, until
+/// one of those closes ends; 64 makes that take 64 such descriptors at
+/// once, where a handful is routine. Each worker has a small stack
+/// ([`WORKER_STACK`]): it only ever calls `close`.
+pub const MAX_WORKERS: usize = 64;
+
+/// A worker's stack, in bytes: enough for `close` and the job queue.
+pub const WORKER_STACK: usize = 64 * 1024;
 
 /// How long an idle worker waits for more work before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(5);
@@ -211,6 +220,7 @@ fn submit(job: Job) {
     drop(state);
     let started = std::thread::Builder::new()
         .name("fdpass-dispose".into())
+        .stack_size(WORKER_STACK)
         .spawn(work);
     if started.is_err() {
         let mut state = lock();

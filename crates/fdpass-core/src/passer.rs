@@ -1293,17 +1293,22 @@ impl<S: Sys> Passer<S> {
 
     /// One `recvmsg` attempt (two with the peek strategy).
     fn receive_one(&mut self, now: Instant) {
-        if self.recv.outstanding() == 0 {
-            // Only the hello is wanted: read it alone, with no room for
-            // descriptors, so that nothing nobody asked for is taken.
-            return self.receive_hello();
-        }
+        // With no request outstanding only the native hello is wanted: on a
+        // stream, no more bytes than it has are read, so that a conforming
+        // peer's next frames and their descriptors stay in the socket.
+        let hello_only = self.recv.outstanding() == 0;
         let max = self.config.max_fds_per_message;
         let read_len = match &self.inbound {
+            Some(inbound) if hello_only && !self.seqpacket => inbound.read_len(true),
             Some(inbound) => inbound.read_len(false),
             None => max,
         };
         let mode = match self.config.reservation {
+            // The hello alone is consumed at once, never peeked: a peek that
+            // ends where the hello's buffer ends takes copies of the next
+            // buffer's descriptors (see `Ok(false)` after `discard` below),
+            // and the hello carries none.
+            Reservation::Peek if hello_only => RecvMode::Take,
             Reservation::Peek => RecvMode::Peek,
             // `Auto` was resolved at construction.
             Reservation::Sentinel | Reservation::Auto => RecvMode::Take,
@@ -1333,6 +1338,7 @@ impl<S: Sys> Passer<S> {
                     exact = self
                         .inbound
                         .as_ref()
+                        .filter(|_| !hello_only)
                         .and_then(|inbound| inbound.next_send(&self.bytes[..seen]))
                         .filter(|&(fds, _)| fds <= max);
                 }
@@ -1365,10 +1371,16 @@ impl<S: Sys> Passer<S> {
             None => (read_len, max),
         };
         self.slots.release_some(&mut self.sys, room);
+        // Control space for as many descriptors as one `sendmsg` can carry,
+        // whatever is expected: a descriptor that found no control space
+        // would be dropped by the kernel inside this call, on this thread,
+        // and a peer chooses what its last close costs (a socket lingering
+        // on unsent data). What arrives beyond the limit or the reservation
+        // is refused below and let go of through `disposal`.
         let result = self.sys.recvmsg(
             self.socket.as_fd(),
             &mut self.bytes[..read_len],
-            room,
+            SCM_MAX_FD,
             mode,
             &mut self.fds,
         );
@@ -1404,6 +1416,17 @@ impl<S: Sys> Passer<S> {
                 return self.fail_with_fds(e.into());
             }
             return self.on_peer_closed();
+        }
+        if hello_only && !self.seqpacket && (!self.fds.is_empty() || got.truncated_control) {
+            // Descriptors with the bytes of the hello alone: its `sendmsg`
+            // carried them (a classic peer's first message, if it began with
+            // a zero byte). Copies of a peek go to disposal like the rest.
+            let error = if self.bytes[0] == frame::KIND_HELLO {
+                ProtocolError::BadHello
+            } else {
+                ProtocolError::ClassicPeer
+            };
+            return self.fail_with_fds(error.into());
         }
         if self.fds.len() > max {
             // Control space is rounded up for alignment, so the kernel can
@@ -1475,59 +1498,6 @@ impl<S: Sys> Passer<S> {
         self.deliver_received(got.bytes);
     }
 
-    /// Native wire, nothing asked: reads what is left of the peer's hello
-    /// (24 bytes at most, so a conforming peer's next frames and their
-    /// descriptors stay queued) with no control buffer.
-    fn receive_hello(&mut self) {
-        let Some(inbound) = &self.inbound else {
-            return;
-        };
-        let read_len = inbound.read_len(true);
-        let result = self.sys.recvmsg(
-            self.socket.as_fd(),
-            &mut self.bytes[..read_len],
-            0,
-            RecvMode::Take,
-            &mut self.fds,
-        );
-        let got = match result {
-            Ok(got) => got,
-            Err(Errno::AGAIN) => {
-                self.read_blocked = true;
-                return;
-            }
-            Err(Errno::INTR) => return,
-            Err(e) => return self.on_read_error(e),
-        };
-        if got.foreign_control {
-            return self.fail_with_fds(ProtocolError::ForeignControlMessage.into());
-        }
-        // Truncation first, as for every read: 0 bytes with it is a record,
-        // not the end of the stream.
-        if got.truncated_data && self.fds.is_empty() && !got.truncated_control {
-            return self.fail_with_fds(ProtocolError::MessageTooLong { limit: read_len }.into());
-        }
-        if got.bytes == 0 && !got.truncated_control && self.fds.is_empty() {
-            // Gone before its hello: an orderly close, unless it cut the
-            // hello short.
-            if let Some(Err(e)) = self.inbound.as_ref().map(Inbound::at_end) {
-                return self.fail_with_fds(e.into());
-            }
-            return self.on_peer_closed();
-        }
-        if got.truncated_control || got.truncated_data || !self.fds.is_empty() {
-            // Descriptors (dropped by the kernel for want of room, or
-            // installed by a seam that does anyway) or a record longer than
-            // a hello: not a native peer's first send.
-            let error = if self.bytes[0] == frame::KIND_HELLO {
-                ProtocolError::BadHello
-            } else {
-                ProtocolError::ClassicPeer
-            };
-            return self.fail_with_fds(error.into());
-        }
-        self.deliver_received(got.bytes);
-    }
     /// A read failed. `ECONNRESET` on the native wire before the application
     /// sent anything is the peer's close: Linux reports a reset to the
     /// survivor of a socket closed with unread data (`unix_release_sock` in
@@ -1745,7 +1715,14 @@ impl<S: Sys> Passer<S> {
             self.sys.close(fd);
         }
         match result {
-            Ok(got) if got.bytes == 0 && !got.truncated_control => self.on_peer_closed(),
+            Ok(got) if got.bytes == 0 && !got.truncated_control => {
+                // The end, behind nothing unread: unless it cut a frame
+                // short or left descriptors no frame claimed.
+                if let Some(Err(e)) = self.inbound.as_ref().map(Inbound::at_end) {
+                    return self.fail(e.into());
+                }
+                self.on_peer_closed()
+            }
             Ok(_) => self.unasked_data = true,
             Err(Errno::AGAIN) => self.hangup_blocked = true,
             // ECONNRESET and the like: the peer failed, not closed (unless
