@@ -441,6 +441,19 @@ impl<S: Sys> Passer<S> {
         Ok(self.send.push_message(message))
     }
 
+    /// [`push_send_message`](Self::push_send_message) without the
+    /// high-water marks: for a `Sink` whose `poll_ready` saw room that
+    /// another handle took since, or that this message needs more of.
+    pub(crate) fn push_send_message_over_mark(
+        &mut self,
+        message: Message,
+    ) -> Result<SendToken, PushError<Message>> {
+        match self.push_send_message(message) {
+            Err(PushError::Full(message)) => Ok(self.send.push_message(message)),
+            other => other,
+        }
+    }
+
     /// Queues every descriptor of `fds`, in order; returns at once with the
     /// last one's token (`None` if `fds` was empty). [`Event::Sent`] with that
     /// token or a later one reports that the kernel took them all.
@@ -571,6 +584,25 @@ impl<S: Sys> Passer<S> {
             return None;
         }
         let taken = self.recv.take_message();
+        if taken.is_some() {
+            self.report_end_when_drained();
+        }
+        taken
+    }
+
+    /// [`try_recv_message`](Self::try_recv_message) for the async driver,
+    /// which keeps received descriptors in one queue of its own: the next
+    /// message's descriptors are appended to `fds` without building a
+    /// [`Message`] (no allocation per message); returns its payload and how
+    /// many descriptors it has.
+    pub(crate) fn try_recv_message_into(
+        &mut self,
+        fds: &mut VecDeque<OwnedFd>,
+    ) -> Option<(Vec<u8>, usize)> {
+        if !self.events.is_empty() {
+            return None;
+        }
+        let taken = self.recv.take_message_into(fds);
         if taken.is_some() {
             self.report_end_when_drained();
         }

@@ -101,6 +101,22 @@ impl RecvQueue {
         self.pop_message().map(|message| (token, message))
     }
 
+    /// [`take_message`](Self::take_message) without building a [`Message`]:
+    /// the message's descriptors are appended to `fds` (no allocation once
+    /// `fds` has grown); returns its payload and how many descriptors.
+    pub(crate) fn take_message_into(
+        &mut self,
+        fds: &mut VecDeque<OwnedFd>,
+    ) -> Option<(Vec<u8>, usize)> {
+        if !self.requests.is_empty() {
+            return None;
+        }
+        let head = self.arrived.pop_front()?;
+        let _token = self.token();
+        fds.extend(self.fds.drain(..head.fds));
+        Some((head.payload, head.fds))
+    }
+
     /// Withdraws an outstanding request; false if it was already served.
     pub(crate) fn cancel(&mut self, token: RecvToken) -> bool {
         match self.requests.iter().position(|(t, _)| *t == token) {

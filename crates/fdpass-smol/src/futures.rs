@@ -97,3 +97,34 @@ pub type Closed<'a> = fdpass_core::driver::Closed<'a, SmolReactor>;
 /// # }
 /// ```
 pub type Shutdown<'a> = fdpass_core::driver::Shutdown<'a, SmolReactor>;
+
+/// Future of [`Passer::send_message`](crate::Passer::send_message):
+/// resolves once the kernel took the message. The message was queued when
+/// `send_message` was called (or, at a high-water mark, once it fits);
+/// dropping the future never un-sends a queued message.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (a, _b) = fdpass_smol::Passer::pair()?;
+/// let sending: fdpass_smol::SendMessage<'_> = a.send_message(fdpass_smol::Message::from_payload("hi"));
+/// sending.await?;
+/// # Ok(()) })
+/// # }
+/// ```
+pub type SendMessage<'a> = fdpass_core::driver::SendMessage<'a, SmolReactor>;
+
+/// Future of [`Passer::recv_message`](crate::Passer::recv_message): the
+/// next message, or `None` at the peer's orderly close. Cancel safe.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # smol::block_on(async {
+/// let (a, b) = fdpass_smol::Passer::pair()?;
+/// let receiving: fdpass_smol::RecvMessage<'_> = b.recv_message();
+/// drop(a);
+/// assert!(receiving.await?.is_none());
+/// # Ok(()) })
+/// # }
+/// ```
+pub type RecvMessage<'a> = fdpass_core::driver::RecvMessage<'a, SmolReactor>;

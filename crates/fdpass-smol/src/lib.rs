@@ -38,6 +38,34 @@
 //! # }
 //! ```
 //!
+//! ## Messages
+//! A [`Message`] carries payload bytes and descriptors together: the peer
+//! receives them whole, in order with everything else. A prefork parent
+//! hands over a connection with its client's address; a broker answers a
+//! request with the file and the request's number. `send_message(msg).await`
+//! and `recv_message().await` are the message forms of `send` and `recv`,
+//! and [`Passer::messages`] is a `Stream` and `Sink` of messages. Receives
+//! of both kinds wait in one line, served in the order called; a `recv`
+//! whose turn comes at a message with payload bytes fails with
+//! [`Error::UnexpectedMessage`] and leaves the message, whole, for the next
+//! `recv_message`. Messages travel on the native wire, the default
+//! ([`Wire::Native`]); a peer that speaks AnyEvent::FDpasser's wire needs
+//! [`Wire::Classic`], where a message is descriptors only.
+//!
+//! ```
+//! use fdpass_smol::{Message, Passer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # smol::block_on(async {
+//! let (parent, worker) = Passer::pair()?;
+//! let (conn, _client) = std::os::unix::net::UnixStream::pair()?;
+//! parent.send_message(Message::new(b"203.0.113.7:41512".to_vec(), vec![conn.into()])).await?;
+//! let message = worker.recv_message().await?.expect("the parent is open");
+//! assert_eq!((message.payload.as_slice(), message.fds.len()), (&b"203.0.113.7:41512"[..], 1));
+//! # Ok(()) })
+//! # }
+//! ```
+//!
 //! ## Sharing between tasks
 //! Every method takes `&self` and [`Passer`] is `Clone`: give a clone to each
 //! task. Sending and receiving proceed at the same time; all clones share one
@@ -62,9 +90,12 @@
 //! with `shutdown(deadline)` (sends what is queued first) or abortively with
 //! `close`/`close_abortive`, hands back what a failure left unsent with
 //! `take_unsent`, and, under [`Config::max_queued_sends`], refuses pushes
-//! past the mark with [`PushError::Full`]. They re-export the same types:
-//! [`Config`], [`Error`], [`ProtocolError`], [`PushError`], [`Reservation`],
-//! [`RetryPolicy`], [`PeerCredentials`], [`InheritError`].
+//! past the mark with [`PushError::Full`]. They send and receive messages
+//! the same way (`push_send_message`, `take_unsent_messages`,
+//! `peer_limits`, and the byte mark [`Config::max_queued_bytes`]). They
+//! re-export the same types: [`Config`], [`Wire`], [`Message`],
+//! [`PeerLimits`], [`Error`], [`ProtocolError`], [`PushError`],
+//! [`Reservation`], [`RetryPolicy`], [`PeerCredentials`], [`InheritError`].
 //!
 //! Where they differ, the runtime is the reason:
 //! - this crate's passer is `Clone` and async (`send`/`recv` futures,
@@ -82,13 +113,20 @@
 
 mod futures;
 mod listener;
+mod messages;
 mod passer;
 mod reactor;
 mod stream;
 
-pub use crate::futures::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
+pub use crate::futures::{
+    Closed, Flush, RecvFd, RecvMany, RecvMessage, SendFd, SendMessage, Shutdown,
+};
 pub use fdpass_core::child::InheritError;
 pub use fdpass_core::socket::PeerCredentials;
-pub use fdpass_core::{Config, Error, ProtocolError, PushError, Reservation, RetryPolicy, Stats};
+pub use fdpass_core::{
+    Config, Error, Message, PeerLimits, ProtocolError, PushError, Reservation, RetryPolicy, Stats,
+    Wire,
+};
 pub use listener::Listener;
+pub use messages::Messages;
 pub use passer::Passer;

@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 
 use common::{pipe_with, seq_of, within};
-use fdpass_smol::{Error, Passer, ProtocolError};
+use fdpass_smol::{Config, Error, Passer, ProtocolError, Wire};
 use futures_util::StreamExt;
 
 #[test]
@@ -69,7 +69,9 @@ fn a_recv_many_asked_first_gets_the_first_descriptors() {
 fn the_stream_yields_a_protocol_error_once_then_ends() {
     smol::block_on(within(60, async {
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut b = Passer::from_std(ours)?;
+        // The stray byte is classic-wire input (bytes beyond descriptors).
+        let config = Config::default().with_wire(Wire::Classic { batch: 128 });
+        let mut b = Passer::from_std_with_config(ours, config)?;
         theirs.write_all(b"x").unwrap(); // one stray byte, no descriptor
         let mut errors = 0;
         let mut polls = 0;

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use fdpass_smol::{Config, Error, Passer, ProtocolError, Reservation};
+use fdpass_smol::{Config, Error, Passer, ProtocolError, Reservation, Wire};
 use rustix::io::Errno;
 use rustix::net::SendFlags;
 
@@ -40,9 +40,11 @@ const MAX_POLLS: usize = 20;
 fn out_of_band_byte_never_spins_the_async_io_reactor() {
     for reservation in [Reservation::Peek, Reservation::Sentinel] {
         let (peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
-        let passer =
-            Passer::with_config(ours.into(), Config::default().with_reservation(reservation))
-                .unwrap();
+        // The peer speaks the classic wire: a byte without descriptor.
+        let config = Config::default()
+            .with_reservation(reservation)
+            .with_wire(Wire::Classic { batch: 128 });
+        let passer = Passer::with_config(ours.into(), config).unwrap();
         match rustix::net::send(&peer, &[0], SendFlags::OOB | SendFlags::DONTWAIT) {
             Ok(1) => {}
             Err(Errno::OPNOTSUPP) => {

@@ -18,12 +18,14 @@ fn socket_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// Whether the server closed `client`'s connection (end-of-stream) or keeps
-/// it open (nothing to read yet).
+/// it open (nothing to read yet, or the first byte of the native hello its
+/// passer sends at once: `H`).
 fn closed_by_server(client: &UnixStream) -> bool {
     client.set_nonblocking(true).expect("non-blocking");
     let mut byte = [0u8];
     match (&*client).read(&mut byte) {
         Ok(0) => true,
+        Ok(1) if byte[0] == b'H' => false,
         Err(e) if e.kind() == ErrorKind::WouldBlock => false,
         other => panic!("unexpected read on a client: {other:?}"),
     }
@@ -167,4 +169,42 @@ fn connecting_to_a_listener_with_a_full_backlog_says_so() {
     }
     drop(listener);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_message_surface_is_the_same_on_every_async_adapter() {
+    use fdpass_smol::{Message, Messages, PeerLimits, PushError, RecvMessage, SendMessage, Wire};
+    use futures_util::sink::Sink;
+    use futures_util::stream::Stream;
+    use std::future::IntoFuture;
+
+    // The signatures every async adapter shares, checked by the compiler.
+    let _: fn(&Passer, Message) -> SendMessage<'_> = Passer::send_message;
+    let _: fn(&Passer, Message) -> Result<(), PushError<Message>> = Passer::push_send_message;
+    let _: fn(&Passer) -> RecvMessage<'_> = Passer::recv_message;
+    let _: fn(&Passer) -> Option<PeerLimits> = Passer::peer_limits;
+    let _: fn(&Passer) -> Vec<Message> = Passer::take_unsent_messages;
+    let _: fn(&Passer) -> Messages = Passer::messages;
+    fn resolves_to<F: IntoFuture<Output = T>, T>() {}
+    resolves_to::<SendMessage<'static>, Result<(), Error>>();
+    resolves_to::<RecvMessage<'static>, Result<Option<Message>, Error>>();
+    fn stream_and_sink<T>()
+    where
+        T: Stream<Item = Result<Message, Error>>
+            + Sink<Message, Error = Error>
+            + Clone
+            + Send
+            + Sync
+            + Unpin
+            + std::fmt::Debug,
+    {
+    }
+    stream_and_sink::<Messages>();
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<SendMessage<'static>>();
+    send_and_sync::<RecvMessage<'static>>();
+    // The native wire is the default; the classic one is a setting.
+    assert_eq!(Config::default().wire, Wire::Native);
+    let classic = Config::default().with_wire(Wire::CLASSIC);
+    assert_eq!(classic.wire, Wire::Classic { batch: 1 });
 }

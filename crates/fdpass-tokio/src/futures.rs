@@ -91,3 +91,32 @@ pub type Closed<'a> = fdpass_core::driver::Closed<'a, TokioReactor>;
 /// # Ok(()) }
 /// ```
 pub type Shutdown<'a> = fdpass_core::driver::Shutdown<'a, TokioReactor>;
+
+/// Future of [`Passer::send_message`](crate::Passer::send_message):
+/// resolves once the kernel took the message. The message was queued when
+/// `send_message` was called (or, at a high-water mark, once it fits);
+/// dropping the future never un-sends a queued message.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, _b) = fdpass_tokio::Passer::pair()?;
+/// let sending: fdpass_tokio::SendMessage<'_> = a.send_message(fdpass_tokio::Message::from_payload("hi"));
+/// sending.await?;
+/// # Ok(()) }
+/// ```
+pub type SendMessage<'a> = fdpass_core::driver::SendMessage<'a, TokioReactor>;
+
+/// Future of [`Passer::recv_message`](crate::Passer::recv_message): the
+/// next message, or `None` at the peer's orderly close. Cancel safe.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b) = fdpass_tokio::Passer::pair()?;
+/// let receiving: fdpass_tokio::RecvMessage<'_> = b.recv_message();
+/// drop(a);
+/// assert!(receiving.await?.is_none());
+/// # Ok(()) }
+/// ```
+pub type RecvMessage<'a> = fdpass_core::driver::RecvMessage<'a, TokioReactor>;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use fdpass_core::child::Handoff;
 use fdpass_core::driver::Handle;
 use fdpass_core::socket::PeerCredentials;
-use fdpass_core::{Config, Error, PushError, Stats};
+use fdpass_core::{Config, Error, Message, PeerLimits, PushError, Stats};
 
 use crate::reactor::TokioReactor;
-use crate::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
+use crate::{
+    Closed, Flush, Messages, RecvFd, RecvMany, RecvMessage, SendFd, SendMessage, Shutdown,
+};
 
 /// Passes file descriptors over one connected Unix-domain socket, driven by
 /// the tokio runtime it was created in.
@@ -22,6 +24,8 @@ use crate::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
 ///
 /// Also a [`Stream`](futures_core::Stream) of received descriptors and a
 /// [`Sink`](futures_sink::Sink) of descriptors to send.
+/// [`messages`](Self::messages) gives a `Stream` and a `Sink` of whole
+/// messages (payload bytes and descriptors).
 ///
 /// Must be created inside a tokio runtime (current-thread or multi-thread)
 /// with I/O and time enabled. Outside any runtime every constructor returns
@@ -605,6 +609,183 @@ impl Passer {
     /// ```
     pub fn recv_many<'a>(&'a self, buf: &'a mut Vec<OwnedFd>, limit: usize) -> RecvMany<'a> {
         self.handle.recv_many(buf, limit)
+    }
+
+    /// Sends a message: payload bytes and descriptors that the peer
+    /// receives together, whole, in order with every other send (with
+    /// [`recv_message`](Self::recv_message)). Resolves once the kernel took
+    /// it. On the native wire (the default) either part may be empty; on
+    /// the classic wire a message is descriptors only.
+    ///
+    /// The message is queued when `send_message` is called, unless the send
+    /// queue is at a high-water mark
+    /// ([`Config::max_queued_sends`](crate::Config::max_queued_sends) in
+    /// descriptors, [`Config::max_queued_bytes`](crate::Config::max_queued_bytes)
+    /// in payload bytes; both unset by default): then the future waits,
+    /// driving the passer, until the message fits, and queues it then.
+    ///
+    /// # Cancel safety
+    /// As [`send`](Self::send): dropping the future never un-sends a queued
+    /// message; dropped while it still waits for room, the future lets go
+    /// of the message, which was never queued.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] for a message the peer can never take
+    /// (more descriptors or payload bytes than its hello announced, or
+    /// payload on the classic wire): the message is let go of
+    /// ([`push_send_message`](Self::push_send_message) hands it back
+    /// instead). Otherwise as [`send`](Self::send).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fdpass_tokio::{Message, Passer};
+    ///
+    /// let (parent, worker) = Passer::pair()?;
+    /// let (conn, _client) = std::os::unix::net::UnixStream::pair()?;
+    /// parent.send_message(Message::new(b"203.0.113.7:41512".to_vec(), vec![conn.into()])).await?;
+    /// let message = worker.recv_message().await?.expect("the parent is still open");
+    /// assert_eq!(message.payload, b"203.0.113.7:41512");
+    /// assert_eq!(message.fds.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn send_message(&self, message: Message) -> SendMessage<'_> {
+        self.handle.send_message(message)
+    }
+
+    /// Queues a message and returns at once, like
+    /// [`push_send`](Self::push_send) for a descriptor; it is written right
+    /// away if the socket takes it.
+    ///
+    /// # Errors
+    /// Nothing is queued and the message comes back, its descriptors still
+    /// open: [`PushError::Full`] at a high-water mark (descriptors or
+    /// payload bytes); [`PushError::Refused`] with
+    /// [`Error::MessageTooLarge`] for a message the peer can never take;
+    /// [`PushError::Unusable`] with the failure, or [`Error::Closed`] after
+    /// [`close`](Self::close) or [`shutdown`](Self::shutdown).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fdpass_tokio::Message;
+    ///
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// a.push_send_message(Message::from_payload("status?"))?;
+    /// assert_eq!(b.recv_message().await?.unwrap().payload, b"status?");
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_message(&self, message: Message) -> Result<(), PushError<Message>> {
+        self.handle.push_send_message(message)
+    }
+
+    /// The next message, whole: its payload and its descriptors
+    /// (close-on-exec); `Ok(None)` once the peer closed the connection in an
+    /// orderly way and everything it sent was handed out. On the classic
+    /// wire each descriptor is a message of its own, without payload.
+    ///
+    /// Served in one line with [`recv`](Self::recv) and
+    /// [`recv_many`](Self::recv_many), in the order they were called,
+    /// whichever future is polled first. A descriptor request takes the
+    /// descriptors of messages without payload, one at a time, so a
+    /// `recv_message` called after `recv` got some of a message's
+    /// descriptors gets the rest. A `recv` whose turn comes at a message
+    /// with payload bytes (or an empty one) fails with
+    /// [`Error::UnexpectedMessage`] and takes nothing: the message waits,
+    /// whole, for the next `recv_message`.
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe. If the future is dropped before it
+    /// completes, nothing is lost: a message that already arrived for it
+    /// goes to the next request in line, in order.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fdpass_tokio::{Error, Message};
+    ///
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// a.send_message(Message::from_payload("not a descriptor")).await?;
+    /// // A descriptor receive meets the payload: refused, nothing taken.
+    /// assert!(matches!(b.recv().await, Err(Error::UnexpectedMessage { payload_len: 16, .. })));
+    /// let message = b.recv_message().await?.unwrap();
+    /// assert_eq!(message.payload, b"not a descriptor");
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_message(&self) -> RecvMessage<'_> {
+        self.handle.recv_message()
+    }
+
+    /// What the peer announced in its hello on the native wire: the wire
+    /// version spoken and the most descriptors and payload bytes it takes
+    /// per message. `None` until the hello arrived (each end sends its own
+    /// at once; it is read the next time this passer is polled, whether or
+    /// not a receive is pending), and on the classic wire.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fdpass_tokio::Message;
+    ///
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// a.send_message(Message::from_payload("hi")).await?;
+    /// b.recv_message().await?;
+    /// let peer = b.peer_limits().expect("the hello came first");
+    /// assert_eq!((peer.version, peer.max_fds_per_message, peer.max_payload_len), (1, 128, 65536));
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_limits(&self) -> Option<PeerLimits> {
+        self.handle.peer_limits()
+    }
+
+    /// [`take_unsent`](Self::take_unsent), each push whole: the messages
+    /// the kernel never took, with their payload and descriptors (a
+    /// descriptor pushed alone comes back as a message of one), in push
+    /// order and still open, once sending failed. A prefork parent
+    /// re-routes each connection with its client's address.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fdpass_tokio::Message;
+    ///
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// drop(b); // the worker is gone
+    /// let (conn, _client) = std::os::unix::net::UnixStream::pair()?;
+    /// let sent = a.send_message(Message::new(b"client 1".to_vec(), vec![conn.into()])).await;
+    /// assert!(sent.is_err());
+    /// let unsent = a.take_unsent_messages();
+    /// assert_eq!((unsent[0].payload.as_slice(), unsent[0].fds.len()), (&b"client 1"[..], 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent_messages(&self) -> Vec<Message> {
+        self.handle.take_unsent_messages()
+    }
+
+    /// A [`Stream`](futures_core::Stream) of received messages and a
+    /// [`Sink`](futures_sink::Sink) of messages to send, on this connection
+    /// (see [`Messages`]). Its receives wait in the same line as every
+    /// other receive of the connection.
+    ///
+    /// ```
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use fdpass_tokio::Message;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = fdpass_tokio::Passer::pair()?;
+    /// let mut outgoing = a.messages();
+    /// outgoing.send(Message::from_payload("job 1")).await?;
+    /// let received = b.messages().next().await.expect("a message")?;
+    /// assert_eq!(received.payload, b"job 1");
+    /// # Ok(()) }
+    /// ```
+    pub fn messages(&self) -> Messages {
+        Messages {
+            inner: self.handle.messages(),
+        }
     }
 
     /// Resolves once every descriptor queued so far has been taken by the

@@ -11,7 +11,9 @@ use futures_sink::Sink;
 use crate::Passer;
 
 /// Yields received descriptors in order and ends at the peer's orderly close.
-/// An error is yielded once; the stream ends after it. Each clone of a passer
+/// An error is yielded once; the stream ends after it. A message with
+/// payload bytes is such an error ([`Error::UnexpectedMessage`]); it stays,
+/// whole, for `recv_message` or [`Passer::messages`]. Each clone of a passer
 /// is its own stream over the shared connection. Dropping the passer between
 /// polls loses nothing: a descriptor that arrived goes to the next receiver.
 ///

@@ -10,7 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use fdpass_tokio::{Config, Error, Passer, ProtocolError, Reservation};
+use fdpass_tokio::{Config, Error, Passer, ProtocolError, Reservation, Wire};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 const LINGER: Duration = Duration::from_secs(3);
@@ -64,7 +64,10 @@ fn tokio_runtime_never_stalls_on_a_lingering_descriptor() {
             .unwrap();
         let start = Instant::now();
         runtime.block_on(async {
-            let config = Config::default().with_reservation(reservation);
+            // The raw peer speaks the classic wire (bytes and descriptors).
+            let config = Config::default()
+                .with_reservation(reservation)
+                .with_wire(Wire::Classic { batch: 128 });
             let passer = Passer::with_config(ours, config).unwrap();
             // Two bytes, one descriptor: rejected.
             pass(&peer, 2, lingering);

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use fdpass_tokio::{Error, Passer, ProtocolError};
+use fdpass_tokio::{Config, Error, Passer, ProtocolError, Wire};
 use futures_util::StreamExt;
 
 const BOUND: Duration = Duration::from_secs(60);
@@ -91,7 +91,9 @@ async fn a_dropped_receive_in_line_hands_its_descriptor_on() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_stream_yields_a_protocol_error_once_then_ends() {
     let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let mut b = Passer::from_std(ours).unwrap();
+    // The stray byte is classic-wire input (bytes beyond descriptors).
+    let config = Config::default().with_wire(Wire::Classic { batch: 128 });
+    let mut b = Passer::from_std_with_config(ours, config).unwrap();
     theirs.write_all(b"x").unwrap(); // one stray byte, no descriptor
     let mut errors = 0;
     let mut polls = 0;

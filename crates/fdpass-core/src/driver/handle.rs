@@ -5,9 +5,9 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use super::futures::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
-use super::{Driver, Reactor, RecvRequest, Waiter};
-use crate::{Config, Error, Passer, PushError, Stats};
+use super::futures::{Closed, Flush, RecvFd, RecvMany, RecvMessage, SendFd, SendMessage, Shutdown};
+use super::{Driver, Messages, Reactor, RecvRequest, Waiter};
+use crate::{Config, Error, Message, Passer, PeerLimits, PushError, Stats};
 
 /// The driver and the reactor of one connection, behind one lock. Every
 /// operation locks it briefly and never across an `.await`.
@@ -114,10 +114,15 @@ impl<R: Reactor> Handle<R> {
     /// # Ok(()) }
     /// ```
     pub fn new(passer: Passer, reactor: R) -> Self {
-        let locked = Locked {
+        let mut locked = Locked {
             reactor,
             driver: Driver::new(passer),
         };
+        // On the native wire our hello goes out now, not with the first
+        // send: a peer that sends before it arrived may put only one
+        // descriptor in each `sendmsg`, and reads it as soon as it looks.
+        let Locked { reactor, driver } = &mut locked;
+        driver.drive_now(reactor);
         Handle {
             shared: Arc::new(Shared {
                 inner: Mutex::new(locked),
@@ -287,6 +292,10 @@ impl<R: Reactor> Handle<R> {
     }
 
     /// The next received descriptor; `None` at the peer's orderly close.
+    /// If its turn comes at a message with payload bytes (or an empty
+    /// message) it resolves to [`Error::UnexpectedMessage`] and takes
+    /// nothing: the message waits, whole, for the next
+    /// [`recv_message`](Self::recv_message).
     ///
     /// ```
     /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
@@ -317,6 +326,205 @@ impl<R: Reactor> Handle<R> {
         RecvFd::new(&self.shared)
     }
 
+    /// Queues `message` (payload bytes and descriptors, received together,
+    /// whole) at once if the send queue has room for it under
+    /// [`Config::max_queued_sends`] and [`Config::max_queued_bytes`]
+    /// (always, by default), otherwise when the future, polled, finds room;
+    /// it resolves when the kernel took the message. In push order with
+    /// every other push. A future dropped before the message was queued
+    /// lets go of it; one the peer can never take resolves to
+    /// [`Error::MessageTooLarge`] (see [`SendMessage`]).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # #[derive(Debug)] struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Message, Passer};
+    ///
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = std::io::pipe()?;
+    /// let message = Message::new(b"203.0.113.7:41512".to_vec(), vec![read_end.into()]);
+    /// assert!(matches!(pin!(a.send_message(message)).poll(&mut cx), Poll::Ready(Ok(()))));
+    /// let Poll::Ready(Ok(Some(got))) = pin!(b.recv_message()).poll(&mut cx) else { panic!() };
+    /// assert_eq!((got.payload.as_slice(), got.fds.len()), (&b"203.0.113.7:41512"[..], 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn send_message(&self, message: Message) -> SendMessage<'_, R> {
+        SendMessage::new(&self.shared, message)
+    }
+
+    /// Queues `message` and writes what the socket takes now.
+    ///
+    /// # Errors
+    /// Nothing is queued and the message comes back, its descriptors still
+    /// open: [`PushError::Full`] at the high-water marks,
+    /// [`PushError::Refused`] for a message the peer can never take,
+    /// [`PushError::Unusable`] once sending ended (see
+    /// [`Passer::push_send_message`]).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # #[derive(Debug)] struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Message, Passer};
+    ///
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// a.push_send_message(Message::from_payload("status?"))?;
+    /// let Poll::Ready(Ok(Some(got))) = pin!(b.recv_message()).poll(&mut cx) else { panic!() };
+    /// assert_eq!(got.payload, b"status?");
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_message(&self, message: Message) -> Result<(), PushError<Message>> {
+        let mut locked = self.shared.lock();
+        let Locked { reactor, driver } = &mut *locked;
+        driver.push_send_message(message)?;
+        driver.drive_now(reactor);
+        Ok(())
+    }
+
+    /// The next message, whole; `None` at the peer's orderly close. Served
+    /// in line with [`recv`](Self::recv) and [`recv_many`](Self::recv_many),
+    /// in the order they were called; after descriptor requests took some
+    /// of a message's descriptors, the rest of it. On the classic wire each
+    /// descriptor is a message of its own. Cancel safe (see [`RecvMessage`]).
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # #[derive(Debug)] struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Message, Passer};
+    ///
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// a.push_send_message(Message::from_payload(""))?; // empty messages travel too
+    /// let Poll::Ready(Ok(Some(got))) = pin!(b.recv_message()).poll(&mut cx) else { panic!() };
+    /// assert!(got.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_message(&self) -> RecvMessage<'_, R> {
+        RecvMessage::new(&self.shared)
+    }
+
+    /// What the peer announced in its hello on the native wire (the version
+    /// spoken, the most descriptors and payload bytes per message it
+    /// takes), once it arrived; `None` before, and on the classic wire.
+    /// The hello is read as soon as the passer is driven, whether or not a
+    /// receive is outstanding.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # #[derive(Debug)] struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Message, Passer};
+    ///
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// a.push_send_message(Message::from_payload("hi"))?;
+    /// let _ = pin!(b.recv_message()).poll(&mut cx);
+    /// assert_eq!(b.peer_limits().map(|peer| peer.max_payload_len), Some(65536));
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_limits(&self) -> Option<PeerLimits> {
+        self.shared.lock().driver.peer_limits()
+    }
+
+    /// [`take_unsent`](Self::take_unsent), each push whole: messages with
+    /// their payload and descriptors (a descriptor pushed alone comes back
+    /// as a message of one), in push order, once sending failed; empty
+    /// while the passer can send.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # #[derive(Debug)] struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let a = Handle::new(a, TryAlways);
+    /// assert!(a.take_unsent_messages().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent_messages(&self) -> Vec<Message> {
+        self.shared.lock().driver.take_unsent_messages()
+    }
+
+    /// A stream and sink of whole messages on this connection (see
+    /// [`Messages`]), with its own receive and sink state; receiving is in
+    /// line with every other receive of the connection.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # #[derive(Debug)] struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::Handle;
+    /// use fdpass_core::{Config, Message, Passer};
+    ///
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// a.push_send_message(Message::from_payload("one"))?;
+    /// let mut rx = b.messages();
+    /// assert!(matches!(rx.poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
+    /// # Ok(()) }
+    /// ```
+    pub fn messages(&self) -> Messages<R> {
+        Messages::new(self.shared.clone())
+    }
+
     /// Waits for the next descriptor, then moves it and up to `limit - 1`
     /// more that already arrived into `buf`; resolves to how many it moved,
     /// 0 only when `limit` is 0 or at the peer's orderly close (see
@@ -340,12 +548,15 @@ impl<R: Reactor> Handle<R> {
     /// let (a, b) = Passer::pair(Config::default())?;
     /// let (a, b) = (Handle::new(a, TryAlways), Handle::new(b, TryAlways));
     /// let mut cx = Context::from_waker(Waker::noop());
+    /// // Polled, b sends its hello, which lets a send more than one
+    /// // descriptor per sendmsg.
+    /// assert!(pin!(b.closed()).poll(&mut cx).is_pending());
     /// let mut batch = Vec::new();
     /// for _ in 0..3 {
     ///     let (read_end, _write_end) = std::io::pipe()?;
     ///     batch.push(read_end.into());
     /// }
-    /// a.push_send_many(batch)?;
+    /// a.push_send_many(batch)?; // one sendmsg of three
     /// let mut buf = Vec::new();
     /// assert!(matches!(pin!(b.recv_many(&mut buf, 64)).poll(&mut cx), Poll::Ready(Ok(3))));
     /// # Ok(()) }
@@ -559,7 +770,10 @@ impl<R: Reactor> Handle<R> {
     }
 
     /// `Stream::poll_next`: received descriptors in order; ends at the peer's
-    /// orderly close or after this side closed; an error is yielded once.
+    /// orderly close or after this side closed; an error is yielded once,
+    /// then the stream ends. A message with payload bytes is such an error
+    /// ([`Error::UnexpectedMessage`]): it stays for a `recv_message` or a
+    /// stream of [`messages`](Self::messages).
     ///
     /// ```
     /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;

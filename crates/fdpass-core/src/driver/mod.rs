@@ -1,11 +1,22 @@
 //! The reactor-independent half of an async adapter.
 //!
 //! `fdpass-tokio` and `fdpass-smol` share everything here: which I/O to attempt
-//! when, waking every waiting task, handing received descriptors to receivers
-//! in order whatever futures get dropped, reporting sends, closes and
-//! failures ([`Driver`]); the lock around driver and reactor, the handles
-//! users clone across tasks, `Stream`/`Sink` polling ([`Handle`]); and the
-//! futures of `send`, `recv` and `flush` ([`SendFd`], [`RecvFd`], [`Flush`]).
+//! when, waking every waiting task, handing received descriptors and
+//! messages to receivers in order whatever futures get dropped, reporting
+//! sends, closes and failures ([`Driver`]); the lock around driver and
+//! reactor, the handles users clone across tasks, `Stream`/`Sink` polling
+//! ([`Handle`], and [`Messages`] for whole messages); and the futures of
+//! `send`, `recv`, `send_message`, `recv_message` and `flush` ([`SendFd`],
+//! [`RecvFd`], [`SendMessage`], [`RecvMessage`], [`Flush`]).
+//!
+//! Receiving: the driver hands out what the passer delivers itself, from
+//! one line of requests of every kind, served in the order made (see
+//! `line.rs`): `recv` takes one descriptor of a message
+//! without payload, `recv_many` takes descriptors across such messages,
+//! `recv_message` the next message (or what descriptor requests left of
+//! it). A descriptor request whose turn comes at a message with payload
+//! bytes, or an empty message, ends with [`Error::UnexpectedMessage`] and
+//! takes nothing; the message waits for the next message request.
 //! An adapter supplies only a [`Reactor`] (its runtime's readiness and timer)
 //! and documented wrappers.
 //!
@@ -48,13 +59,20 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::{Error, Event, Passer, PushError, RecvToken, SendToken, Stats, Want};
+use crate::{
+    Error, Event, Message, Passer, PeerLimits, PushError, RecvToken, SendToken, Stats, Want,
+};
 
 mod futures;
 mod handle;
+mod line;
+mod messages;
 
-pub use futures::{Closed, Flush, RecvFd, RecvMany, SendFd, Shutdown};
+use line::{Kind, RecvLine, Share};
+
+pub use futures::{Closed, Flush, RecvFd, RecvMany, RecvMessage, SendFd, SendMessage, Shutdown};
 pub use handle::Handle;
+pub use messages::Messages;
 
 /// One direction of the socket.
 ///
@@ -275,11 +293,11 @@ impl Waiter {
     }
 }
 
-/// The state of one `recv()` future: its place in the line of receive
-/// requests and its waker.
+/// The state of one `recv()`, `recv_many()` or `recv_message()` future: its
+/// place in the line of receive requests and its waker.
 ///
-/// Requests are served in the order they were made: the oldest request gets
-/// the oldest descriptor. [`Driver::request_recv`] makes one at once (what
+/// Requests of every kind are served in the order they were made: the
+/// oldest request gets the oldest descriptor or message. [`Driver::request_recv`] makes one at once (what
 /// `recv()` does when called, so `join!(p.recv(), p.recv())` gets the
 /// descriptors in call order whichever future is polled first); a default
 /// one joins the line when first polled.
@@ -312,27 +330,9 @@ impl Waiter {
 #[derive(Debug, Default)]
 pub struct RecvRequest {
     waiter: Waiter,
-    /// Its place in [`Driver::line`]; `None` before it joined and once served.
+    /// Its place in the driver's line; `None` before it joined and once
+    /// served.
     ticket: Option<u64>,
-}
-
-/// One receive request in line.
-#[derive(Debug, Clone, Copy)]
-struct Place {
-    ticket: u64,
-    width: Width,
-}
-
-/// How many descriptors, in arrival order, a request in line owns.
-#[derive(Debug, Clone, Copy)]
-enum Width {
-    /// `recv`: the next one.
-    One,
-    /// `recv_many`: its first one and what else is here when that one is,
-    /// up to `limit`. Fixed (`taken`) as soon as its first one is here, so
-    /// the requests behind it know where theirs start and wait for nothing
-    /// but their own.
-    Batch { limit: usize, taken: Option<usize> },
 }
 
 impl RecvRequest {
@@ -377,16 +377,14 @@ pub struct Driver {
     passer: Passer,
     wakers: Arc<WakerSet>,
     fan_out: Waker,
-    /// Descriptors received and not yet claimed, oldest first. The i-th
-    /// request of `line` owns the i-th, so when a request leaves the line
-    /// (served or dropped) the descriptors move up with the requests behind
-    /// it and none is lost.
-    received: VecDeque<OwnedFd>,
-    /// Receive requests not yet served, in the order they were made.
-    line: VecDeque<Place>,
-    next_ticket: u64,
-    /// The passer's receive requests outstanding, oldest first: together with
-    /// `received`, as many as `line` needs.
+    /// Receive requests not yet served, in the order they were made, and
+    /// the messages received and not yet claimed. Which request owns what is
+    /// worked out from the front each time, so when a request leaves the
+    /// line (served or dropped) what it would have got moves up to the
+    /// requests behind it and nothing is lost (see `line.rs`).
+    line: RecvLine,
+    /// The passer's receive requests outstanding, oldest first: one for
+    /// each request in `line` that has nothing here yet.
     asked: VecDeque<RecvToken>,
     /// Every token up to and including this one has been sent.
     sent_through: Option<SendToken>,
@@ -398,7 +396,7 @@ impl Drop for Driver {
     /// Descriptors received and never claimed go to disposal, as the
     /// passer's own do: their close may block (see [`crate::disposal`]).
     fn drop(&mut self) {
-        self.received.drain(..).for_each(crate::disposal::dispose);
+        self.line.drain_arrived().for_each(crate::disposal::dispose);
     }
 }
 
@@ -424,9 +422,7 @@ impl Driver {
             passer,
             wakers,
             fan_out,
-            received: VecDeque::new(),
-            line: VecDeque::new(),
-            next_ticket: 0,
+            line: RecvLine::default(),
             asked: VecDeque::new(),
             sent_through: None,
             last_pushed: None,
@@ -471,7 +467,7 @@ impl Driver {
     pub fn stats(&self) -> Stats {
         let mut stats = self.passer.stats();
         stats.outstanding_recvs = self.line.len();
-        stats.held_descriptors += self.received.len();
+        stats.held_descriptors += self.line.held_descriptors();
         stats
     }
 
@@ -554,13 +550,66 @@ impl Driver {
         pending: &mut Option<OwnedFd>,
         waiter: &mut Waiter,
     ) -> Poll<Result<SendToken, Error>> {
-        if let Some(pushed) = self.try_push_pending(pending) {
+        self.poll_push_with(cx, reactor, pending, waiter, Self::push_send)
+    }
+
+    /// [`poll_push`](Self::poll_push) for a message: queues it once the
+    /// send queue has room for it under
+    /// [`Config::max_queued_sends`](crate::Config::max_queued_sends) and
+    /// [`Config::max_queued_bytes`](crate::Config::max_queued_bytes),
+    /// driving meanwhile. Ready with its token, or with the error that ends
+    /// the wait: the passer is unusable, or the message can never be sent
+    /// ([`Error::MessageTooLarge`]); the message is then let go of.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Message, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default().with_max_queued_bytes(Some(16)))?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut pending = Some(Message::from_payload("status?"));
+    /// let pushed = a.poll_push_message(&mut cx, &mut TryAlways, &mut pending, &mut Waiter::default());
+    /// assert!(matches!(pushed, Poll::Ready(Ok(_))) && pending.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_push_message<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        pending: &mut Option<Message>,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<SendToken, Error>> {
+        self.poll_push_with(cx, reactor, pending, waiter, Self::push_send_message)
+    }
+
+    fn poll_push_with<R: Reactor, T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        pending: &mut Option<T>,
+        waiter: &mut Waiter,
+        push: fn(&mut Self, T) -> Result<SendToken, PushError<T>>,
+    ) -> Poll<Result<SendToken, Error>>
+    where
+        Error: From<PushError<T>>,
+    {
+        if let Some(pushed) = self.try_push_pending(pending, push) {
             self.forget(waiter);
             return Poll::Ready(pushed);
         }
         self.register(waiter, cx);
         self.drive(reactor, waiter.key);
-        match self.try_push_pending(pending) {
+        match self.try_push_pending(pending, push) {
             Some(pushed) => {
                 self.forget(waiter);
                 Poll::Ready(pushed)
@@ -569,19 +618,25 @@ impl Driver {
         }
     }
 
-    /// Pushes `pending` if there is room (or the passer is unusable, which
+    /// Pushes `pending` if there is room (or it can never be pushed, which
     /// ends the wait); `None` while it must wait.
-    fn try_push_pending(
+    fn try_push_pending<T>(
         &mut self,
-        pending: &mut Option<OwnedFd>,
-    ) -> Option<Result<SendToken, Error>> {
-        let fd = pending.take()?;
-        match self.push_send(fd) {
+        pending: &mut Option<T>,
+        push: fn(&mut Self, T) -> Result<SendToken, PushError<T>>,
+    ) -> Option<Result<SendToken, Error>>
+    where
+        Error: From<PushError<T>>,
+    {
+        let item = pending.take()?;
+        match push(self, item) {
             Ok(token) => Some(Ok(token)),
-            Err(PushError::Full(fd)) => {
-                *pending = Some(fd);
+            Err(PushError::Full(item)) => {
+                *pending = Some(item);
                 None
             }
+            // What comes back with the error is let go of by `PushError`'s
+            // conversion (the passer's disposal for descriptors).
             Err(e) => Some(Err(e.into())),
         }
     }
@@ -615,9 +670,19 @@ impl Driver {
         reactor: &mut R,
         waiter: &mut Waiter,
     ) -> Poll<Result<(), Error>> {
+        self.poll_room_with(cx, reactor, waiter, |passer| passer.has_room_for(1))
+    }
+
+    fn poll_room_with<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        waiter: &mut Waiter,
+        has_room: fn(&Passer) -> bool,
+    ) -> Poll<Result<(), Error>> {
         let room = |driver: &Self| match driver.passer.send_usable() {
             Err(e) => Some(Err(e)),
-            Ok(()) => driver.passer.has_room_for(1).then_some(Ok(())),
+            Ok(()) => has_room(&driver.passer).then_some(Ok(())),
         };
         if let Some(answer) = room(self) {
             self.forget(waiter);
@@ -672,6 +737,90 @@ impl Driver {
             self.last_pushed = last;
         }
         Ok(last)
+    }
+
+    /// Queues `message` for sending (see [`Passer::push_send_message`]).
+    /// Nothing is written until the driver is next driven.
+    ///
+    /// ```
+    /// use fdpass_core::driver::Driver;
+    /// use fdpass_core::{Config, Message, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// a.push_send_message(Message::from_payload("hello"))?;
+    /// assert_eq!(a.passer().stats().queued_sends, 0); // no descriptor queued
+    /// # Ok(()) }
+    /// ```
+    pub fn push_send_message(&mut self, message: Message) -> Result<SendToken, PushError<Message>> {
+        let token = self.passer.push_send_message(message)?;
+        self.last_pushed = Some(token);
+        Ok(token)
+    }
+
+    /// Queues `message` even past the high-water marks: for a `Sink` whose
+    /// `poll_ready` saw room that another handle took since, or that a
+    /// larger message than expected needs.
+    pub(crate) fn push_send_message_over_mark(
+        &mut self,
+        message: Message,
+    ) -> Result<SendToken, PushError<Message>> {
+        let token = self.passer.push_send_message_over_mark(message)?;
+        self.last_pushed = Some(token);
+        Ok(token)
+    }
+
+    /// Ready once the send queue is below both high-water marks
+    /// ([`Config::max_queued_sends`](crate::Config::max_queued_sends),
+    /// [`Config::max_queued_bytes`](crate::Config::max_queued_bytes)), what
+    /// a `Sink` of messages waits for, or with the error that makes sending
+    /// impossible.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, Waiter};
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default().with_max_queued_bytes(Some(64)))?;
+    /// let mut a = Driver::new(a);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(a.poll_room_for_message(&mut cx, &mut TryAlways, &mut Waiter::default()).is_ready());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_room_for_message<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        waiter: &mut Waiter,
+    ) -> Poll<Result<(), Error>> {
+        self.poll_room_with(cx, reactor, waiter, |passer| {
+            passer.has_room_for_message(1, 1)
+        })
+    }
+
+    /// What the peer announced in its hello (see [`Passer::peer_limits`]).
+    ///
+    /// ```
+    /// use fdpass_core::driver::Driver;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let a = Driver::new(a);
+    /// assert!(a.peer_limits().is_none()); // nothing read yet
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_limits(&self) -> Option<PeerLimits> {
+        self.passer.peer_limits()
     }
 
     /// Drives the passer once without a waiting task: used right after a
@@ -880,22 +1029,88 @@ impl Driver {
         reactor: &mut R,
         request: &mut RecvRequest,
     ) -> Poll<Result<Option<OwnedFd>, Error>> {
-        self.enlist(request, Width::One);
-        self.poll_claim(cx, reactor, request).map(|claimed| {
-            claimed.map(|run| run.and_then(|(start, _)| self.received.remove(start)))
-        })
+        self.enlist(request, Kind::One);
+        match self.poll_claim(cx, reactor, request) {
+            Poll::Ready(Ok(Some(Share::Fds { at, skip, .. }))) => {
+                Poll::Ready(Ok(self.line.take_one(at, skip)))
+            }
+            Poll::Ready(Ok(share)) => Poll::Ready(self.unexpected(share).map(|()| None)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
-    /// Waits until `request`'s descriptors are here; returns where they are
-    /// in `received` (start and count), out of line, or `None` at the end of
-    /// the stream.
+    /// The next message, whole, or `None` once the peer closed in an
+    /// orderly way and nothing received is left. Served in line with
+    /// descriptor requests, in the order made; after descriptor requests
+    /// took some of a message's descriptors, the rest. On the classic wire
+    /// each descriptor is a message of its own.
+    ///
+    /// ```
+    /// # use std::io; use std::task::{Context, Poll}; use std::time::Instant;
+    /// # use fdpass_core::driver::{Direction, Reactor};
+    /// # struct TryAlways;
+    /// # impl Reactor for TryAlways {
+    /// #     fn poll_ready(&mut self, _: &mut Context<'_>, _: Direction, attempt: &mut dyn FnMut() -> bool) -> Poll<io::Result<()>> { if attempt() { Poll::Pending } else { Poll::Ready(Ok(())) } }
+    /// #     fn poll_deadline(&mut self, _: &mut Context<'_>, at: Instant) -> Poll<()> { if Instant::now() >= at { Poll::Ready(()) } else { Poll::Pending } }
+    /// # }
+    /// use std::task::Waker;
+    /// use fdpass_core::driver::{Driver, RecvRequest};
+    /// use fdpass_core::{Config, Message, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Passer::pair(Config::default())?;
+    /// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let (read_end, _write_end) = rustix::pipe::pipe()?;
+    /// a.push_send_message(Message::new(b"log".to_vec(), vec![read_end]))?;
+    /// a.drive_now(&mut TryAlways);
+    /// let mut request = RecvRequest::default();
+    /// let Poll::Ready(Ok(Some(message))) = b.poll_recv_message(&mut cx, &mut TryAlways, &mut request) else {
+    ///     panic!("the message was already in the socket");
+    /// };
+    /// assert_eq!((message.payload.as_slice(), message.fds.len()), (&b"log"[..], 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_recv_message<R: Reactor>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reactor: &mut R,
+        request: &mut RecvRequest,
+    ) -> Poll<Result<Option<Message>, Error>> {
+        self.enlist(request, Kind::Message);
+        match self.poll_claim(cx, reactor, request) {
+            Poll::Ready(Ok(Some(Share::Message { at, skip }))) => {
+                Poll::Ready(Ok(self.line.take_message(at, skip)))
+            }
+            Poll::Ready(Ok(share)) => Poll::Ready(self.unexpected(share).map(|()| None)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// `Ok(())` for the end of the stream (`None`); the refusal of a
+    /// descriptor request that met a message with payload; a share of
+    /// another kind cannot be claimed by the request that asked, and is
+    /// reported as a closed passer rather than a panic.
+    fn unexpected(&self, share: Option<Share>) -> Result<(), Error> {
+        match share {
+            None => Ok(()),
+            Some(Share::Refused { at }) => Err(self.line.refusal(at)),
+            Some(_) => Err(Error::Closed),
+        }
+    }
+
+    /// Waits until `request`'s share is here; returns where it is (see
+    /// `line.rs`), with `request` out of line, or `None` at the end of the
+    /// stream.
     fn poll_claim<R: Reactor>(
         &mut self,
         cx: &mut Context<'_>,
         reactor: &mut R,
         request: &mut RecvRequest,
-    ) -> Poll<Result<Option<(usize, usize)>, Error>> {
-        // A descriptor is waiting (one message brings many): hand it out
+    ) -> Poll<Result<Option<Share>, Error>> {
+        // A descriptor is waiting (one read brings many): hand it out
         // without asking the passer, an event or a waker, the common case
         // under load.
         if let Some(claimed) = self.claim(request) {
@@ -958,7 +1173,7 @@ impl Driver {
     /// ```
     pub fn request_recv(&mut self) -> RecvRequest {
         let mut request = RecvRequest::default();
-        self.enlist(&mut request, Width::One);
+        self.enlist(&mut request, Kind::One);
         request
     }
 
@@ -968,11 +1183,19 @@ impl Driver {
         let mut request = RecvRequest::default();
         self.enlist(
             &mut request,
-            Width::Batch {
+            Kind::Batch {
                 limit: limit.max(1),
                 taken: None,
             },
         );
+        request
+    }
+
+    /// [`request_recv`](Self::request_recv) for a `recv_message`: it takes
+    /// its message before any request made later.
+    pub(crate) fn request_recv_message(&mut self) -> RecvRequest {
+        let mut request = RecvRequest::default();
+        self.enlist(&mut request, Kind::Message);
         request
     }
 
@@ -998,9 +1221,10 @@ impl Driver {
     /// let (a, b) = Passer::pair(Config::default())?;
     /// let (mut a, mut b) = (Driver::new(a), Driver::new(b));
     /// let mut cx = Context::from_waker(Waker::noop());
+    /// b.drive_now(&mut TryAlways); // b's hello: a may send more than one descriptor per sendmsg
     /// let batch = (0..5).map(|_| rustix::pipe::pipe().map(|(read_end, _)| read_end));
     /// a.push_send_many(batch.collect::<Result<Vec<_>, _>>()?)?;
-    /// a.drive_now(&mut TryAlways); // one message of five
+    /// a.drive_now(&mut TryAlways); // one sendmsg of five
     /// let mut buf = Vec::new();
     /// let mut request = RecvRequest::default();
     /// let got = b.poll_recv_many(&mut cx, &mut TryAlways, &mut request, &mut buf, 3);
@@ -1022,13 +1246,14 @@ impl Driver {
             self.finish(request);
             return Poll::Ready(Ok(0));
         }
-        self.enlist(request, Width::Batch { limit, taken: None });
+        self.enlist(request, Kind::Batch { limit, taken: None });
         match self.poll_claim(cx, reactor, request) {
-            Poll::Ready(Ok(Some((start, count)))) => {
-                buf.extend(self.received.drain(start..start + count));
-                Poll::Ready(Ok(count))
+            Poll::Ready(Ok(Some(Share::Fds { at, skip, count }))) => {
+                let before = buf.len();
+                self.line.take_fds(at, skip, count, buf);
+                Poll::Ready(Ok(buf.len() - before))
             }
-            Poll::Ready(Ok(None)) => Poll::Ready(Ok(0)),
+            Poll::Ready(Ok(share)) => Poll::Ready(self.unexpected(share).map(|()| 0)),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
@@ -1228,154 +1453,116 @@ impl Driver {
         self.passer.take_unsent()
     }
 
+    /// [`take_unsent`](Self::take_unsent), each push whole: messages with
+    /// their payload and descriptors, a descriptor pushed alone as a message
+    /// of one (see [`Passer::take_unsent_messages`]).
+    ///
+    /// ```
+    /// use fdpass_core::driver::Driver;
+    /// use fdpass_core::{Config, Passer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _b) = Passer::pair(Config::default())?;
+    /// let mut a = Driver::new(a);
+    /// assert!(a.take_unsent_messages().is_empty()); // open: nothing to give back
+    /// # Ok(()) }
+    /// ```
+    pub fn take_unsent_messages(&mut self) -> Vec<Message> {
+        self.passer.take_unsent_messages()
+    }
+
     /// Lets go of what arrived and no receiver took, and wakes every task.
     fn let_go_of_received(&mut self) {
         // The peer chose these files; their close may block (see `disposal`).
-        self.received.drain(..).for_each(crate::disposal::dispose);
+        self.line.drain_arrived().for_each(crate::disposal::dispose);
         self.asked.clear();
         self.fan_out.wake_by_ref();
     }
 
     /// Gives `request` a place at the back of the line, if it has none.
-    fn enlist(&mut self, request: &mut RecvRequest, width: Width) {
+    fn enlist(&mut self, request: &mut RecvRequest, kind: Kind) {
         if request.ticket.is_none() {
-            request.ticket = Some(self.next_ticket);
-            self.line.push_back(Place {
-                ticket: self.next_ticket,
-                width,
-            });
-            // 2^64 requests: centuries at a billion a second.
-            self.next_ticket = self.next_ticket.wrapping_add(1);
+            request.ticket = Some(self.line.enlist(kind));
         }
     }
 
-    /// Moves what the passer read ahead (newer than anything in `received`)
-    /// to `received`, without I/O.
+    /// Moves the messages the passer read ahead (newer than anything in
+    /// the line) to the line, without I/O.
     fn pull_read_ahead(&mut self) {
-        while let Some((_token, fd)) = self.passer.try_recv() {
-            self.received.push_back(fd);
-        }
+        self.line.pull_read_ahead(&mut self.passer);
     }
 
-    /// Where the descriptors of the request with `ticket` are in `received`
-    /// (start, count); `None` while they are not all here, or it is not in
-    /// line. Fixes the batches that became known on the way.
-    fn locate(&mut self, ticket: u64) -> Option<(usize, usize)> {
-        let here = self.received.len();
-        let mut start = 0;
-        for place in self.line.iter_mut() {
-            let count = match &mut place.width {
-                Width::One => 1,
-                Width::Batch {
-                    taken: Some(count), ..
-                } => *count,
-                Width::Batch { limit, taken } => {
-                    if start >= here {
-                        // Its first descriptor is not here: neither are any
-                        // of those behind it.
-                        return None;
-                    }
-                    *taken.insert((*limit).min(here - start))
-                }
-            };
-            if place.ticket == ticket {
-                return (start + count <= here).then_some((start, count));
-            }
-            start += count;
-        }
-        None
-    }
-
-    /// How many descriptors the line needs (a batch not yet here counts one).
-    fn demand(&self) -> usize {
-        self.line
-            .iter()
-            .map(|place| match place.width {
-                Width::One | Width::Batch { taken: None, .. } => 1,
-                Width::Batch {
-                    taken: Some(count), ..
-                } => count,
-            })
-            .sum()
-    }
-
-    fn index_of(&self, request: &RecvRequest) -> Option<usize> {
-        let ticket = request.ticket?;
-        self.line
-            .binary_search_by_key(&ticket, |place| place.ticket)
-            .ok()
-    }
-
-    /// Takes `request` out of line with its descriptors' whereabouts
-    /// (start, count in `received`), if they are all here.
-    fn claim(&mut self, request: &mut RecvRequest) -> Option<(usize, usize)> {
+    /// Takes `request` out of line with its share, if it is all here.
+    fn claim(&mut self, request: &mut RecvRequest) -> Option<Share> {
         self.pull_read_ahead();
-        let run = self.locate(request.ticket?)?;
-        let at = self.index_of(request)?;
-        let batch = matches!(
-            self.line.remove(at),
-            Some(Place {
-                width: Width::Batch { .. },
-                ..
-            })
-        );
+        let ticket = request.ticket?;
+        let share = self.line.locate(ticket)?;
+        let kind = self.line.leave(ticket);
         request.ticket = None;
         self.forget(&mut request.waiter);
-        if batch {
+        if let Some(Kind::Batch { .. }) = kind {
             // Those behind it may have waited for its batch to be known.
             self.wakers.wake_except(None);
         }
-        Some(run)
+        Some(share)
     }
 
-    /// Asks the passer for as many descriptors as the line still lacks.
+    /// Asks the passer for one thing for each request in line that has
+    /// nothing here yet. While only descriptor requests (`recv`,
+    /// `recv_many`) are in line it asks for descriptors: served without an
+    /// allocation, they are the common case, and a message with payload
+    /// refuses them and comes here with the read-ahead, where the line
+    /// refuses the request itself. Once a message request is in line it
+    /// asks for whole messages, so that a message's descriptors are never
+    /// split between requests other than as the line's rules say (a batch
+    /// takes a varying number, so requests of both kinds cannot be matched
+    /// one to one with the passer's).
     fn ask_enough(&mut self) {
         self.pull_read_ahead();
-        while self.asked.len() + self.received.len() < self.demand() {
-            match self.passer.push_recv() {
+        let lacking = self.line.lacking();
+        let messages = self.line.has_message_request();
+        while self.asked.len() < lacking {
+            let asked = if messages {
+                self.passer.push_recv_message()
+            } else {
+                self.passer.push_recv()
+            };
+            match asked {
                 Ok(token) => self.asked.push_back(token),
                 // End of stream or failure: the caller reports it.
                 Err(_) => break,
             }
         }
-        // A request made while the passer held descriptors read ahead was
+        // A request made while the passer held messages read ahead was
         // fulfilled at once, as an event.
         if self.collect_events() {
             self.wakers.wake_except(None);
         }
     }
 
-    /// Takes `request` out of line (served, failed or dropped). A descriptor
-    /// it owned goes to the request behind it; requests the passer no longer
-    /// needs to make are withdrawn.
+    /// Takes `request` out of line (served, failed or dropped). What it
+    /// would have got goes to the request behind it; requests the passer no
+    /// longer needs to serve are withdrawn.
     fn finish(&mut self, request: &mut RecvRequest) {
         self.forget(&mut request.waiter);
-        let Some(at) = self.index_of(request) else {
-            request.ticket = None;
+        let Some(ticket) = request.ticket.take() else {
             return;
         };
-        // Did descriptors arrive for it? They now belong to those behind.
-        let owned = request
-            .ticket
-            .and_then(|ticket| self.locate(ticket))
-            .is_some();
-        request.ticket = None;
-        let batch = matches!(
-            self.line.remove(at),
-            Some(Place {
-                width: Width::Batch { .. },
-                ..
-            })
-        );
-        if owned || batch {
+        // Did something arrive for it? It now belongs to those behind.
+        let owned = self.line.locate(ticket).is_some();
+        let Some(kind) = self.line.leave(ticket) else {
+            return;
+        };
+        if owned || matches!(kind, Kind::Batch { .. }) {
             self.wakers.wake_except(None);
         }
-        while self.asked.len() + self.received.len() > self.demand() {
+        let lacking = self.line.lacking();
+        while self.asked.len() > lacking {
             let Some(token) = self.asked.pop_back() else {
                 break;
             };
             // False only if the passer already fulfilled it: its event
-            // brings the descriptor to `received`, for the next request.
+            // brings the message to the line, for the next request.
             self.passer.cancel_recv(token);
         }
     }
@@ -1416,15 +1603,32 @@ impl Driver {
         // watch resumes at the next call, which every waiting task makes when
         // the events of this one wake it.
         let mut received = false;
+        // The peer's hello was looked for in this call (see below).
+        let mut looked_for_hello = false;
         loop {
             let now = Instant::now();
             self.passer.handle_timeout(now);
             let interest = self.passer.interest();
             let mut progressed = false;
-            for (direction, want) in [
-                (Direction::Write, interest.write),
-                (Direction::Read, interest.read),
-            ] {
+            let write = (Direction::Write, interest.write);
+            let read = (Direction::Read, interest.read);
+            // On the native wire the peer's hello says how much one send may
+            // carry; until it arrived a send carries at most one descriptor.
+            // Read first while it is awaited, so that a hello already
+            // waiting in the socket lets this round's sends be full. The
+            // reactor may not have reported it yet (a runtime learns of
+            // readiness only between tasks), so with sends waiting, look
+            // once per call even without readiness: one `recvmsg`, only
+            // until the hello, which each end sends at once, arrived.
+            let hello_awaited = self.hello_awaited();
+            let look_for_hello = hello_awaited && interest.write.is_wanted() && !looked_for_hello;
+            looked_for_hello |= look_for_hello;
+            let order = if hello_awaited {
+                [read, write]
+            } else {
+                [write, read]
+            };
+            for (direction, want) in order {
                 if want == Want::Idle {
                     continue;
                 }
@@ -1437,9 +1641,11 @@ impl Driver {
                 }
                 let passer = &mut self.passer;
                 let mut attempt = || handle(passer, direction, now) == Want::WhenReady;
-                let polled = match want {
-                    Want::Now => reactor.poll_try(&mut cx, direction, &mut attempt),
-                    _ => reactor.poll_ready(&mut cx, direction, &mut attempt),
+                let try_now = want == Want::Now || (direction == Direction::Read && look_for_hello);
+                let polled = if try_now {
+                    reactor.poll_try(&mut cx, direction, &mut attempt)
+                } else {
+                    reactor.poll_ready(&mut cx, direction, &mut attempt)
                 };
                 progressed |= match polled {
                     Poll::Ready(Ok(())) => true,
@@ -1465,6 +1671,18 @@ impl Driver {
         }
     }
 
+    /// Native wire: the peer's hello has not arrived yet.
+    fn hello_awaited(&self) -> bool {
+        self.passer.config().wire.is_native() && self.passer.peer_limits().is_none()
+    }
+
+    /// The passer served its request `token`.
+    fn answered(&mut self, token: RecvToken) {
+        if let Some(at) = self.asked.iter().position(|t| *t == token) {
+            self.asked.remove(at);
+        }
+    }
+
     /// Moves the passer's events into the shared state; true if any arrived.
     fn collect_events(&mut self) -> bool {
         let mut any = false;
@@ -1472,27 +1690,22 @@ impl Driver {
             any = true;
             match event {
                 Event::Sent(token) => self.sent_through = Some(token),
+                Event::ReceivedMessage(token, message) => {
+                    self.answered(token);
+                    self.line.arrive(message);
+                }
                 Event::Received(token, fd) => {
-                    if let Some(at) = self.asked.iter().position(|t| *t == token) {
-                        self.asked.remove(at);
-                    }
-                    self.received.push_back(fd);
+                    self.answered(token);
+                    self.line.arrive_fd(fd);
                 }
                 // The passer dropped its outstanding requests.
                 Event::Closed | Event::Failed(_) => self.asked.clear(),
                 // Waiting senders learn it from `send_usable`.
                 Event::SendFailed(_) => {}
-                Event::ReceivedMessage(token, message) => {
-                    if let Some(at) = self.asked.iter().position(|t| *t == token) {
-                        self.asked.remove(at);
-                    }
-                    message.fds.into_iter().for_each(crate::disposal::dispose);
-                }
-                Event::RecvRefused(token, _) => {
-                    if let Some(at) = self.asked.iter().position(|t| *t == token) {
-                        self.asked.remove(at);
-                    }
-                }
+                // A descriptor request met a message with payload: the
+                // message stays in the passer, read ahead, and comes here at
+                // the next pull, where the line refuses the request itself.
+                Event::RecvRefused(token, _) => self.answered(token),
             }
         }
         any
@@ -1672,6 +1885,137 @@ mod tests {
             1
         );
         // Every request is served or withdrawn: the passer reads for nobody.
+        assert_eq!(b.passer().outstanding_recvs(), 0);
+    }
+
+    fn sent_message(driver: &mut Driver, message: Message) {
+        let token = driver.push_send_message(message).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let sent = driver.poll_sent(&mut cx, &mut TryAlways, token, &mut Waiter::default());
+        assert!(matches!(sent, Poll::Ready(Ok(()))));
+    }
+
+    fn numbered_fd(number: u8) -> OwnedFd {
+        use std::io::Write;
+        let (read_end, mut write_end) = std::io::pipe().unwrap();
+        write_end.write_all(&[number]).unwrap();
+        read_end.into()
+    }
+
+    fn numbers_of(received: Poll<Result<Option<Message>, Error>>) -> (Vec<u8>, Vec<u8>) {
+        let Poll::Ready(Ok(Some(message))) = received else {
+            panic!("expected a message, got {received:?}");
+        };
+        let fds = message
+            .fds
+            .into_iter()
+            .map(|fd| number_of(Poll::Ready(Ok(Some(fd)))))
+            .collect();
+        (message.payload, fds)
+    }
+
+    #[test]
+    fn requests_of_both_kinds_are_served_in_the_order_made_not_polled() {
+        let (a, b) = Passer::pair(Config::default()).unwrap();
+        let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+        let mut cx = Context::from_waker(Waker::noop());
+        b.drive_now(&mut TryAlways); // b's hello: a may send more than one descriptor per sendmsg
+        let mut one = b.request_recv();
+        let mut message = b.request_recv_message();
+        let mut rest = b.request_recv_message();
+        numbered(&mut a, 1);
+        sent_message(&mut a, Message::new(b"two".to_vec(), vec![numbered_fd(2)]));
+        sent_message(
+            &mut a,
+            Message::from_fds(vec![numbered_fd(3), numbered_fd(4)]),
+        );
+        // Made last, served last: nothing is left for it.
+        let mut three = b.request_recv();
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut rest)),
+            (Vec::new(), vec![3, 4])
+        );
+        assert!(b
+            .poll_recv(&mut cx, &mut TryAlways, &mut three)
+            .is_pending());
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut message)),
+            (b"two".to_vec(), vec![2])
+        );
+        assert_eq!(number_of(b.poll_recv(&mut cx, &mut TryAlways, &mut one)), 1);
+        b.cancel_recv(&mut three);
+        assert_eq!(b.passer().outstanding_recvs(), 0);
+        assert_eq!(b.stats().held_descriptors, 0);
+    }
+
+    #[test]
+    fn a_descriptor_request_is_refused_by_a_payload_and_a_batch_stops_before_one() {
+        let (a, b) = Passer::pair(Config::default()).unwrap();
+        let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+        let mut cx = Context::from_waker(Waker::noop());
+        b.drive_now(&mut TryAlways); // b's hello: a may send all in one sendmsg
+        a.push_send_many([numbered_fd(1), numbered_fd(2)]).unwrap();
+        sent_message(
+            &mut a,
+            Message::new(b"bytes".to_vec(), vec![numbered_fd(3)]),
+        );
+        let mut buf = Vec::new();
+        let mut batch = RecvRequest::default();
+        let got = b.poll_recv_many(&mut cx, &mut TryAlways, &mut batch, &mut buf, 10);
+        assert!(matches!(got, Poll::Ready(Ok(2))), "{got:?}");
+        let refused = b.poll_recv(&mut cx, &mut TryAlways, &mut RecvRequest::default());
+        assert!(
+            matches!(
+                refused,
+                Poll::Ready(Err(Error::UnexpectedMessage {
+                    payload_len: 5,
+                    descriptors: 1
+                }))
+            ),
+            "{refused:?}"
+        );
+        let mut batch = RecvRequest::default();
+        let refused = b.poll_recv_many(&mut cx, &mut TryAlways, &mut batch, &mut buf, 10);
+        assert!(matches!(
+            refused,
+            Poll::Ready(Err(Error::UnexpectedMessage { .. }))
+        ));
+        let mut request = RecvRequest::default();
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut request)),
+            (b"bytes".to_vec(), vec![3])
+        );
+        assert_eq!(buf.len(), 2);
+    }
+
+    #[test]
+    fn a_dropped_message_request_hands_its_message_to_the_next_in_line() {
+        let (a, b) = Passer::pair(Config::default()).unwrap();
+        let (mut a, mut b) = (Driver::new(a), Driver::new(b));
+        let mut cx = Context::from_waker(Waker::noop());
+        b.drive_now(&mut TryAlways); // b's hello
+        let mut dropped = b.request_recv_message();
+        let mut served = b.request_recv_message();
+        sent_message(&mut a, Message::new(b"one".to_vec(), vec![numbered_fd(1)]));
+        sent_message(&mut a, Message::from_payload("two"));
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut served)),
+            (b"two".to_vec(), Vec::new())
+        );
+        // "one" arrived for `dropped`, which goes away unserved.
+        assert_eq!(b.stats().held_descriptors, 1);
+        b.cancel_recv(&mut dropped);
+        // A descriptor request next meets its payload: refused, nothing taken.
+        let refused = b.poll_recv(&mut cx, &mut TryAlways, &mut RecvRequest::default());
+        assert!(matches!(
+            refused,
+            Poll::Ready(Err(Error::UnexpectedMessage { .. }))
+        ));
+        let mut next = RecvRequest::default();
+        assert_eq!(
+            numbers_of(b.poll_recv_message(&mut cx, &mut TryAlways, &mut next)),
+            (b"one".to_vec(), vec![1])
+        );
         assert_eq!(b.passer().outstanding_recvs(), 0);
     }
 }
