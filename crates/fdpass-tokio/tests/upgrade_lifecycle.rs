@@ -146,6 +146,13 @@ fn successor_command(test: &str, role: &str) -> Command {
 
 /// The successor's side, for every role.
 fn act_as_successor(role: &str) {
+    if role == "deaf" {
+        // Busy starting up: it does not even look at the connection, so
+        // the old process closing it does not end it.
+        loop {
+            std::thread::park();
+        }
+    }
     block_on(async {
         let mut successor = Successor::inherit(Duration::from_secs(30))
             .await
@@ -464,5 +471,76 @@ fn a_malformed_set_is_refused_by_the_successor() {
             ),
             "{err:?}"
         );
+    })
+}
+
+/// The children of this process (Linux: `/proc/<pid>/stat`, `proc(5)`).
+fn children() -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .expect("list processes")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| process_stat(pid).is_some_and(|(_, parent)| parent == me))
+        .collect()
+}
+
+/// A process's state letter and parent, or `None` once it is gone.
+fn process_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": the command may hold spaces and ')'.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+#[test]
+fn dropping_an_upgrade_kills_a_successor_that_is_not_ready() {
+    const TEST: &str = "dropping_an_upgrade_kills_a_successor_that_is_not_ready";
+    match role().as_deref() {
+        Some("drop") => {}
+        Some(other) => return act_as_successor(other),
+        None => {
+            // Alone in a process of its own, so that its only child is the
+            // successor.
+            let output = self_command(TEST, "drop")
+                .output()
+                .expect("run the dropping child");
+            results(&output);
+            return;
+        }
+    }
+    block_on(async {
+        let upgrader = upgrader_with_two_pipes();
+        let mut command = successor_command(TEST, "deaf");
+        // Should it survive, it must not hold the test's output open.
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut upgrade = Box::pin(upgrader.upgrade_by_spawning(command));
+        // The first poll spawns the successor, which then waits for nothing.
+        std::future::poll_fn(|cx| {
+            assert!(upgrade.as_mut().poll(cx).is_pending(), "undecided");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        assert!(upgrader.is_upgrading());
+        let successors = children();
+        assert_eq!(successors.len(), 1, "one successor: {successors:?}");
+        let pid = successors[0];
+        drop(upgrade);
+        assert!(!upgrader.is_upgrading(), "dropping ends the upgrade");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match process_stat(pid) {
+                // Killed: a zombie until tokio reaps it, or gone.
+                None | Some(('Z' | 'X', _)) => break,
+                Some(_) if Instant::now() < deadline => std::thread::yield_now(),
+                Some(_) => {
+                    let successor = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+                    let _ = rustix::process::kill_process(successor, rustix::process::Signal::KILL);
+                    panic!("the successor still runs 30 s after the upgrade was dropped");
+                }
+            }
+        }
+        println!("RESULT successor {pid} stopped");
     })
 }
