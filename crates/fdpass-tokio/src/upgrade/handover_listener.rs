@@ -57,7 +57,7 @@ impl HandoverListener {
     }
 
     /// Waits for a successor of the same user to connect; pass its
-    /// connection to [`Upgrader::upgrade_over`]. Cancel safe.
+    /// connection to [`Upgrader::upgrade_over`](super::Upgrader::upgrade_over). Cancel safe.
     ///
     /// # Errors
     ///
