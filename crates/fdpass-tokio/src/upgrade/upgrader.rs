@@ -222,7 +222,9 @@ impl Upgrader {
     /// on serving meanwhile: nothing here blocks a thread.
     ///
     /// Dropping the future before it resolves kills a successor that is
-    /// not ready yet, and ends the upgrade.
+    /// not ready yet, and ends the upgrade. A tokio `Command` set to
+    /// `kill_on_drop(true)` would also kill a ready successor when
+    /// [`Upgraded::child`] is dropped: leave it unset.
     ///
     /// # Errors
     ///
@@ -259,13 +261,20 @@ impl Upgrader {
         for var in NOT_INHERITED_VARS {
             command.env_remove(var);
         }
-        let mut child = Undecided(Some(command.spawn().map_err(UpgradeError::Spawn)?));
-        let pid = child.0.as_ref().and_then(tokio::process::Child::id);
+        let mut spawned = command.spawn().map_err(UpgradeError::Spawn)?;
+        let pid = spawned.id();
+        // `Child::wait` closes the child's stdin first; a successor given a
+        // pipe keeps it: the attempt's waits go without it.
+        let stdin = spawned.stdin.take();
+        let mut child = Undecided(Some(spawned));
         let mut attempt = Attempt::spawned(Instant::now(), self.shared.ready_timeout);
         self.run(&mut attempt, handoff.finish(), child.0.as_mut())
             .await?;
         // Ready: from here on the successor runs, whatever else happens.
-        let child = child.0.take();
+        let mut child = child.0.take();
+        if let Some(child) = child.as_mut() {
+            child.stdin = stdin;
+        }
         if let Some(pid) = pid {
             self.record(pid).await?;
         }
