@@ -32,8 +32,8 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 /// pid) give an empty set, and their numbers are left alone. The
 /// descriptors are made close-on-exec, as `sd_listen_fds(3)` does. The
 /// variables are not removed (removing them is unsound once threads run);
-/// `LISTEN_PID` keeps children from taking them, and
-/// [`Upgrader`](crate::upgrade::Upgrader) removes them from a successor's
+/// `LISTEN_PID` keeps children from taking them, and the upgrade lifecycle
+/// (`fdpass_tokio::upgrade::Upgrader`) removes them from a successor's
 /// environment.
 ///
 /// Names: systemd gives every descriptor of one socket unit the unit's name

@@ -103,6 +103,37 @@ impl fmt::Display for UpgradeError {
     }
 }
 
+impl UpgradeError {
+    /// What a failure of the control connection means for the upgrade: the
+    /// other process going away (its orderly close, `EPIPE` or
+    /// `ECONNRESET` on a send, or [`Error::PeerClosed`]) is
+    /// [`SuccessorExited`](Self::SuccessorExited) without a status; any
+    /// other error is [`Channel`](Self::Channel).
+    ///
+    /// ```
+    /// use fdpass_core::upgrade::UpgradeError;
+    /// let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    /// assert!(matches!(UpgradeError::from_connection(reset.into()), UpgradeError::SuccessorExited { status: None }));
+    /// let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+    /// assert!(matches!(UpgradeError::from_connection(denied.into()), UpgradeError::Channel(_)));
+    /// ```
+    pub fn from_connection(error: Error) -> UpgradeError {
+        let peer_gone = match &error {
+            Error::PeerClosed => true,
+            Error::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ),
+            _ => false,
+        };
+        if peer_gone {
+            UpgradeError::SuccessorExited { status: None }
+        } else {
+            UpgradeError::Channel(error)
+        }
+    }
+}
+
 impl std::error::Error for UpgradeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
