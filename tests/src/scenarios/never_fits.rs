@@ -199,8 +199,13 @@ pub fn a_batch_the_table_can_never_hold_is_an_error_not_a_wait<A: Adapter>(ctx: 
         None => {
             let (socket, child) = ctx.spawn_connected("small table");
             let mut sender = ok(Core::new(socket, Config::default()), "wrap our end");
-            let limits = ok(sender.wait_for_peer_limits(), "the receiver's hello");
-            assert_eq!(limits.max_fds_per_message, 128, "the default announced");
+            let limits = sender.wait_for_peer_limits();
+            // A sentinel receiver fails at its first read whatever is sent,
+            // maybe before its hello: its own outcome is what counts there.
+            if !sentinel_here() {
+                let limits = ok(limits, "the receiver's hello");
+                assert_eq!(limits.max_fds_per_message, 128, "the default announced");
+            }
             ok(
                 sender.push_send_many((0..BATCH).map(numbered_pipe).collect()),
                 "push_send_many",
