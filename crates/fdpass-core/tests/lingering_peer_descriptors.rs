@@ -1,9 +1,9 @@
-//! Attack: descriptors the kernel drops inside our own `recvmsg` (no or too
-//! little control space) are closed on the caller's thread, where a
-//! lingering TCP socket's last close blocks for its linger time. The native
-//! wire reads with little or no control space on purpose in two places: the
-//! peer's hello read with no request (no control buffer at all), and the
-//! sentinel's exact reservation (control space for `batch_fds` only).
+//! Descriptors the kernel would drop inside our own `recvmsg` for want of
+//! control space are never closed on the caller's thread, where a lingering
+//! TCP socket's last close blocks for its linger time: the peer's hello
+//! carrying one, a frame whose `batch_fds` lies low (the sentinel's exact
+//! reservation), more descriptors than the limit. Every read offers room for
+//! a whole `sendmsg` and lets go of the surplus through `disposal`.
 
 use std::io::{ErrorKind, IoSlice, Write};
 use std::mem::MaybeUninit;
