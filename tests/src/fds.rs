@@ -118,6 +118,22 @@ pub fn open_descriptors() -> usize {
         .count()
 }
 
+/// How many descriptors of this process are ends of the pipes whose inodes
+/// are `inodes` (after pending disposals finished): a leak check that other
+/// threads opening and closing their own descriptors cannot disturb.
+pub fn open_pipe_ends(inodes: &[u64]) -> usize {
+    assert!(
+        fdpass_core::disposal::flush(std::time::Duration::from_secs(30)),
+        "pending disposals did not finish"
+    );
+    let names: Vec<String> = inodes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list open descriptors")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| names.iter().any(|n| target.as_os_str() == n.as_str()))
+        .count()
+}
+
 /// Lowers this process's soft `RLIMIT_NOFILE` to `limit`. Child processes
 /// only.
 pub fn limit_descriptors(limit: u64) {

@@ -58,7 +58,7 @@ pub use fdpass_core::{
 pub use crate::fds::{
     expect_closed, expect_fd, fill_table, inherited, inherited_passer, is_nonblocking,
     limit_descriptors, numbered_pipe, numbered_pipe_with, ok, open_descriptors, open_dev_null,
-    peek_number, read_number, recv_raw, set_nonblocking, wait_readable, TempDir,
+    open_pipe_ends, peek_number, read_number, recv_raw, set_nonblocking, wait_readable, TempDir,
 };
 pub use crate::peers::{
     peer_ended, peer_error, peer_finished, python_peer, CLASSIC_PEER, NATIVE_PEER,
