@@ -32,7 +32,7 @@ pub const KIND_HELLO: u8 = 0x48;
 /// `kind` of a message frame (`'M'`).
 pub const KIND_MESSAGE: u8 = 0x4D;
 /// The hello's header: kind `'H'`, no descriptors, body of 16 bytes.
-const HELLO_HEADER: [u8; HEADER_LEN] = [KIND_HELLO, 0, 0, 0, 0, 0, 0, 16];
+pub(crate) const HELLO_HEADER: [u8; HEADER_LEN] = [KIND_HELLO, 0, 0, 0, 0, 0, 0, 16];
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

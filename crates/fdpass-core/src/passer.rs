@@ -220,8 +220,7 @@ impl<S: Sys> Passer<S> {
                 let mut announced = config.max_fds_per_message;
                 if config.reservation == Reservation::Peek {
                     if let Some(limit) = sys.nofile_limit() {
-                        let half =
-                            usize::try_from(limit.saturating_sub(1) / 2).unwrap_or(usize::MAX);
+                        let half = crate::reservation::room_under(limit) / 2;
                         announced = announced.min(half.max(1));
                     }
                 }
@@ -1470,7 +1469,7 @@ impl<S: Sys> Passer<S> {
             let descriptors = self.fds.len();
             // The start of a native hello, as much of it as this read holds
             // (a receiver of one descriptor per message reads one byte).
-            let hello = [frame::KIND_HELLO, 0, 0, 0, 0, 0, 0, 16];
+            let hello = frame::HELLO_HEADER;
             let seen = got.bytes.min(hello.len());
             let native_hello = self.counters.descriptors_received == 0
                 && seen > 0
@@ -1561,7 +1560,7 @@ impl<S: Sys> Passer<S> {
         // Known to need more than the table can ever hold at the current
         // limit: waiting for room would be forever.
         if let (Some(needed), Some(limit)) = (announced, self.sys.nofile_limit()) {
-            let room = usize::try_from(limit.saturating_sub(1)).unwrap_or(usize::MAX);
+            let room = crate::reservation::room_under(limit);
             if needed.max(arrived + 1) > room {
                 return self.fail(Error::MessageNeverFits {
                     descriptors: needed.max(arrived + 1),

@@ -143,8 +143,7 @@ impl Slots {
         let Some(limit) = sys.nofile_limit() else {
             return Ok(Room::Available);
         };
-        // The passer's socket takes one slot below any limit it can run under.
-        let room = usize::try_from(limit.saturating_sub(1)).unwrap_or(usize::MAX);
+        let room = room_under(limit);
         if *size > room {
             return Ok(Room::NeverFits { room });
         }
@@ -201,11 +200,9 @@ impl Slots {
     /// Closes everything held (failure, close, drop).
     pub(crate) fn close_all<S: Sys>(&mut self, sys: &mut S) {
         self.release(sys);
-        if let Slots::Sentinel { .. } = self {
-            let Slots::Sentinel { origin, .. } = std::mem::replace(self, Slots::peek()) else {
-                unreachable!()
-            };
-            sys.close(origin);
+        match std::mem::replace(self, Slots::peek()) {
+            Slots::Sentinel { origin, .. } => sys.close(origin),
+            peek => *self = peek,
         }
     }
 
@@ -216,6 +213,13 @@ impl Slots {
             Slots::Sentinel { slots, .. } => slots.len() + 1,
         }
     }
+}
+
+/// The descriptors the table can ever hold for arrivals under the soft
+/// `RLIMIT_NOFILE` `limit`: every number below it but the one the passer's
+/// own socket takes.
+pub(crate) fn room_under(limit: u64) -> usize {
+    usize::try_from(limit.saturating_sub(1)).unwrap_or(usize::MAX)
 }
 
 /// Duplicates `from` until `held` has `n` entries; a full table is not an error.
